@@ -1,0 +1,26 @@
+"""grainlike: a resource-typed task scheduler for Python, built on trio."""
+
+from ._exceptions import AuthenticationError as AuthenticationError
+from ._exceptions import ConfigError as ConfigError
+from ._exceptions import GrainlikeError as GrainlikeError
+from ._exceptions import InsufficientResourcesError as InsufficientResourcesError
+from ._exceptions import MemoryLimitError as MemoryLimitError
+from ._exceptions import ProtocolError as ProtocolError
+from ._exceptions import ResourceError as ResourceError
+from ._exceptions import TaskFailedError as TaskFailedError
+from ._exceptions import UnsatisfiableError as UnsatisfiableError
+from ._exceptions import WorkerLostError as WorkerLostError
+from .resource import GPU as GPU
+from .resource import ZERO as ZERO
+from .resource import Cores as Cores
+from .resource import Counter as Counter
+from .resource import Kind as Kind
+from .resource import Memory as Memory
+from .resource import Node as Node
+from .resource import Resources as Resources
+from .resource import Token as Token
+from .resource import WTime as WTime
+from .resource import parse_resources as parse_resources
+from .resource import register_kind as register_kind
+
+__version__ = "0.1.0"

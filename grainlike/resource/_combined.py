@@ -1,0 +1,228 @@
+"""Combinations of kinds: ``a & b``, ``ZERO`` and ``Node``."""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Iterator
+from typing import Any, TypeVar, overload
+
+from .._exceptions import InsufficientResourcesError, ResourceError
+from ._cores import GPU, Cores
+from ._kind import Kind
+from ._memory import Memory
+from ._wtime import WTime
+
+__all__ = ["SHORTCUTS", "ZERO", "Node", "Resources", "as_resources"]
+
+K = TypeVar("K", bound=Kind)
+
+#: Shortcut attribute -> (kind class, attribute on that kind).
+SHORTCUTS: dict[str, tuple[type[Kind], str]] = {
+    "c": (Cores, "c"),
+    "N": (Cores, "N"),
+    "M": (Memory, "M"),
+    "T": (WTime, "T"),
+    "softT": (WTime, "softT"),
+    "gpus": (GPU, "ids"),
+}
+
+
+class Resources:
+    """A flat, order-independent combination of kinds, at most one of each.
+
+    Plays the same three roles as a kind: request, capacity and allocation.
+    """
+
+    __slots__ = ("__weakref__", "_kinds", "_live")
+
+    _kinds: dict[Hashable, Kind]
+    _live: dict[int, Resources] | None
+
+    def __init__(self, *kinds: Kind | Resources) -> None:
+        self._kinds = {}
+        self._live = None
+        for kind in kinds:
+            self._merge(kind)
+
+    @classmethod
+    def _of(cls, kinds: dict[Hashable, Kind]) -> Resources:
+        new = cls.__new__(cls)
+        new._kinds = kinds
+        new._live = None
+        return new
+
+    def _merge(self, other: Kind | Resources) -> None:
+        if isinstance(other, Kind):
+            items: Any = ((other.key, other),)
+        elif isinstance(other, Resources):
+            items = other._kinds.items()
+        else:
+            raise ResourceError(f"{other!r}: only resources combine with '&'")
+        for key, kind in items:
+            if key in self._kinds:
+                raise ResourceError(
+                    f"{self._kinds[key]!r} & {kind!r}: a request holds one {kind.label} at most"
+                )
+            self._kinds[key] = kind
+
+    def parts(self) -> list[Kind]:
+        """The kinds, in the canonical order of the shorthand."""
+        return sorted(self._kinds.values(), key=lambda k: (k.order, k.label))
+
+    def __and__(self, other: Kind | Resources) -> Resources:
+        combined = Resources._of(dict(self._kinds))
+        combined._merge(other)
+        return combined
+
+    def __rand__(self, other: Kind | Resources) -> Resources:
+        return as_resources(other) & self
+
+    def __len__(self) -> int:
+        return len(self._kinds)
+
+    def __iter__(self) -> Iterator[Kind]:
+        return iter(self.parts())
+
+    # -- capacity role ----------------------------------------------------------------------
+
+    def shortfall(self, req: Kind | Resources, *, total: bool = False) -> tuple[str, ...]:
+        """Labels of the kinds of ``req`` that do not fit (now, or with ``total`` ever)."""
+        kinds = self._kinds
+        short = []
+        for key, wanted in as_resources(req)._kinds.items():
+            owned = kinds.get(key)
+            if owned is None or not owned._fits(wanted, total=total):
+                short.append(wanted.label)
+        return tuple(sorted(short))
+
+    def request(self, req: Kind | Resources) -> bool:
+        """Whether ``alloc(req)`` would succeed now."""
+        kinds = self._kinds
+        for key, wanted in _items(req):
+            owned = kinds.get(key)
+            if owned is None or not owned._fits(wanted, total=False):
+                return False
+        return True
+
+    def alloc(self, req: Kind | Resources) -> Resources:
+        """Allocate every kind of ``req`` or none; ``InsufficientResourcesError`` if it cannot."""
+        kinds = self._kinds
+        items = _items(req)
+        for key, wanted in items:
+            owned = kinds.get(key)
+            if owned is None or not owned._fits(wanted, total=False):
+                short = self.shortfall(req)
+                raise InsufficientResourcesError(
+                    f"cannot allocate {req} from {self}: short of {', '.join(short)}", short
+                )
+        allocation = Resources._of({key: kinds[key]._take(wanted) for key, wanted in items})
+        if self._live is None:
+            self._live = {}
+        self._live[id(allocation)] = allocation
+        return allocation
+
+    def dealloc(self, allocation: Kind | Resources) -> None:
+        """Return an allocation; ``ResourceError`` if this capacity did not hand it out."""
+        live = self._live
+        if live is None or live.get(id(allocation)) is not allocation:
+            raise ResourceError(
+                f"dealloc({allocation}): this capacity did not hand out this allocation, "
+                "or it was already returned"
+            )
+        del live[id(allocation)]
+        kinds = self._kinds
+        assert isinstance(allocation, Resources)
+        for key, part in allocation._kinds.items():
+            kinds[key]._give(part)
+
+    def stat(self) -> dict[str, tuple[float, float]]:
+        """Per kind label, (available, total)."""
+        out: dict[str, tuple[float, float]] = {}
+        for kind in self.parts():
+            out.update(kind.stat())
+        return out
+
+    # -- allocation role: lookups and Grain-style shortcuts ---------------------------------
+
+    @overload
+    def get(self, kind: type[K]) -> K | None: ...
+    @overload
+    def get(self, kind: str) -> Kind | None: ...
+    def get(self, kind: type[Kind] | str) -> Kind | None:
+        """The part of kind ``kind`` (a class, or a label such as ``"license"``), or ``None``."""
+        if isinstance(kind, str):
+            for part in self._kinds.values():
+                if part.label == kind:
+                    return part
+            return None
+        return self._kinds.get(kind)
+
+    @overload
+    def __getitem__(self, kind: type[K]) -> K: ...
+    @overload
+    def __getitem__(self, kind: str) -> Kind: ...
+    def __getitem__(self, kind: type[Kind] | str) -> Kind:
+        part = self.get(kind)
+        if part is None:
+            name = kind if isinstance(kind, str) else kind.__name__
+            raise KeyError(f"{self!r} has no {name}")
+        return part
+
+    def __getattr__(self, attribute: str) -> Any:
+        shortcut = SHORTCUTS.get(attribute)
+        if shortcut is None:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {attribute!r}")
+        kind, name = shortcut
+        part = self._kinds.get(kind)
+        if part is None:
+            raise AttributeError(
+                f"{attribute}: {self!r} holds no {kind.__name__}, so it has no .{attribute}"
+            )
+        return getattr(part, name)
+
+    # -- values ------------------------------------------------------------------------------
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Kind):
+            return len(self._kinds) == 1 and self._kinds.get(other.key) == other
+        if isinstance(other, Resources):
+            return self._kinds == other._kinds
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        if len(self._kinds) == 1:
+            return hash(next(iter(self._kinds.values())))
+        return hash(frozenset((k, v._value_hash()) for k, v in self._kinds.items()))
+
+    def __str__(self) -> str:
+        return ",".join(str(kind) for kind in self.parts())
+
+    def __repr__(self) -> str:
+        if not self._kinds:
+            return "ZERO"
+        return " & ".join(repr(kind) for kind in self.parts())
+
+
+def _items(req: Kind | Resources) -> Any:
+    if isinstance(req, Resources):
+        return req._kinds.items()
+    if isinstance(req, Kind):
+        return ((req.key, req),)
+    raise ResourceError(f"{req!r}: not a resource request")
+
+
+def as_resources(value: Kind | Resources) -> Resources:
+    """View a kind as a one-kind combination (sharing the kind object), or pass through."""
+    if isinstance(value, Resources):
+        return value
+    if isinstance(value, Kind):
+        return Resources._of({value.key: value})
+    raise ResourceError(f"{value!r}: not a resource")
+
+
+#: The empty request: every capacity satisfies it.
+ZERO = Resources()
+
+
+def Node(N: int = 1, M: float | str = 1) -> Resources:  # noqa: N802, N803 - Grain's names
+    """Grain's shorthand for ``Cores(N) & Memory(M)``."""
+    return Cores(N) & Memory(M)

@@ -1,0 +1,41 @@
+"""CPU cores."""
+
+from __future__ import annotations
+
+from ._idset import IdSet
+from ._kind import register_kind
+
+__all__ = ["GPU", "Cores"]
+
+
+class Cores(IdSet):
+    """CPU cores: ``Cores(2)`` requests two, ``Cores([0, 1, 4, 5])`` owns those core IDs.
+
+    An allocation's ``.c`` lists the core IDs it got and ``.N`` counts them.
+    """
+
+    __slots__ = ()
+    name = "cores"
+    order = 0
+    unit = "core"
+
+    @property
+    def c(self) -> list[int]:
+        """The sorted core IDs."""
+        return list(self._ids)
+
+
+class GPU(IdSet):
+    """GPUs: ``GPU(1)`` requests one, ``GPU([0, 1])`` owns those device indices.
+
+    An allocation's ``.ids`` lists the device indices it got.
+    """
+
+    __slots__ = ()
+    name = "gpu"
+    order = 2
+    unit = "GPU"
+
+
+register_kind(Cores, "core", "cpu", "cpus")
+register_kind(GPU, "gpus")

@@ -1,0 +1,111 @@
+"""The shorthand grammar: ``"cores:4,mem:16G,gpu:2,wtime:2h,token:bigmem,license:3"``.
+
+One grammar for requests and capacities (StepUp-compatible).  ``str(res)`` prints it and
+``parse_resources(str(res)) == res``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Mapping
+from typing import Any, TypeAlias
+
+from .._exceptions import ResourceError
+from ._combined import Resources, as_resources
+from ._kind import Kind, kind_for_name
+from ._labels import Counter
+from ._units import format_ids
+
+__all__ = ["ResourceSpec", "parse_resources", "with_overrides"]
+
+#: Everything accepted where resources are expected: text, a dict, or resources.
+ResourceSpec: TypeAlias = str | Mapping[str, Any] | Kind | Resources
+
+
+def _split(text: str) -> list[str]:
+    """Split on commas outside brackets."""
+    items, depth, start = [], 0, 0
+    for index, char in enumerate(text):
+        if char == "[":
+            depth += 1
+        elif char == "]":
+            depth -= 1
+        elif char == "," and depth == 0:
+            items.append(text[start:index])
+            start = index + 1
+    items.append(text[start:])
+    return [item.strip() for item in items if item.strip()]
+
+
+def _dict_items(spec: Mapping[str, Any]) -> list[str]:
+    items = []
+    for word, value in spec.items():
+        if not isinstance(word, str):
+            raise ResourceError(f"{spec!r}: resource names must be strings, not {word!r}")
+        if value is None or value is True:
+            items.append(word)
+        elif isinstance(value, list | tuple | set | frozenset):
+            if all(isinstance(v, int) for v in value):
+                items.append(f"{word}:{format_ids(sorted(value))}")
+            else:
+                items.append(f"{word}:{'+'.join(str(v) for v in value)}")
+        elif value is False:
+            raise ResourceError(f"{word}: {value!r} is not a quantity")
+        else:
+            items.append(f"{word}:{value}")
+    return items
+
+
+def _parse_items(spec: ResourceSpec, *, capacity: bool) -> list[tuple[Hashable, Kind | None]]:
+    """Parse into (key, kind) pairs; kind is ``None`` for a capacity item of quantity 0."""
+    if isinstance(spec, Kind | Resources):
+        return [(kind.key, kind) for kind in as_resources(spec).parts()]
+    if isinstance(spec, Mapping):
+        items = _dict_items(spec)
+    elif isinstance(spec, str):
+        items = _split(spec)
+    else:
+        raise ResourceError(f"{spec!r}: resources are a string, a dict or resource objects")
+    out: list[tuple[Hashable, Kind | None]] = []
+    seen: set[Hashable] = set()
+    for item in items:
+        word, colon, value = item.partition(":")
+        word = word.strip().lower()
+        if not word:
+            raise ResourceError(f"{item!r}: a resource item starts with a name, as in cores:4")
+        cls = kind_for_name(word)
+        parsed: Kind | None
+        if cls is not None:
+            parsed = cls.from_text(value if colon else None, capacity=capacity)
+            key: Hashable = cls if parsed is None else parsed.key
+        else:
+            parsed = Counter.parse(word, value if colon else None, capacity=capacity)
+            key = ("counter", word)
+        if key in seen:
+            raise ResourceError(f"{spec!r}: {word} is given twice")
+        seen.add(key)
+        out.append((key, parsed))
+    return out
+
+
+def parse_resources(spec: ResourceSpec, *, capacity: bool = False) -> Resources:
+    """Parse the shorthand grammar (or a dict, or resources) into resources.
+
+    As a request (the default) a quantity of 0 is an error; with ``capacity=True`` it means
+    "this kind is unavailable" and the kind is left out.  A count used as a capacity means IDs
+    from 0 (``cores:4`` is ``Cores([0, 1, 2, 3])``).
+    """
+    if isinstance(spec, Resources):
+        return spec
+    return Resources(*(kind for _, kind in _parse_items(spec, capacity=capacity) if kind))
+
+
+def with_overrides(base: Kind | Resources, spec: ResourceSpec | None) -> Resources:
+    """``base`` with each kind named in ``spec`` replaced (or removed, when its quantity is 0)."""
+    kinds = {kind.key: kind for kind in as_resources(base).parts()}
+    if spec is not None:
+        for key, kind in _parse_items(spec, capacity=True):
+            if kind is None:
+                kinds.pop(key, None)
+            else:
+                kinds[key] = kind
+    return Resources(*kinds.values())

@@ -1,0 +1,91 @@
+"""The layering of the house style, enforced by parsing every module's imports."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parents[2] / "grainlike"
+
+#: Which grainlike subpackages each layer may import.  ``_exceptions`` is a leaf that any may.
+ALLOWED: dict[str, set[str]] = {
+    "resource": {"resource"},
+    "wire": {"resource", "wire"},
+    "dispatch": {"resource", "wire", "dispatch"},
+    "worker": {"resource", "wire", "worker"},
+    "batch": {"resource", "batch"},
+}
+LEAVES = {"_exceptions"}
+
+
+def _layer_of(path: Path) -> str:
+    relative = path.relative_to(PACKAGE)
+    return relative.parts[0] if len(relative.parts) > 1 else "api"
+
+
+def _imported_layers(path: Path, root: Path = PACKAGE.parent) -> set[tuple[str, int]]:
+    """Top-level grainlike subpackages (or modules) that ``path`` imports, with line numbers."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    package_parts = list(path.relative_to(root).with_suffix("").parts)
+    if path.name == "__init__.py":
+        package_parts = package_parts[:-1]
+    found: set[tuple[str, int]] = set()
+    for node in ast.walk(tree):
+        names: list[str] = []
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package_parts[: len(package_parts) - node.level + 1]
+                if path.name != "__init__.py":
+                    base = package_parts[: len(package_parts) - node.level]
+                module = ".".join([*base, node.module] if node.module else base)
+                names = [module]
+                if node.module is None:
+                    names = [f"{module}.{alias.name}" for alias in node.names]
+            else:
+                names = [node.module or ""]
+        for name in names:
+            parts = name.split(".")
+            if parts[0] == "grainlike" and len(parts) > 1:
+                found.add((parts[1], node.lineno))
+    return found
+
+
+def test_every_layer_imports_only_what_the_house_style_allows() -> None:
+    violations = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        layer = _layer_of(path)
+        allowed = ALLOWED.get(layer)
+        if allowed is None:
+            continue  # the api level and cli may import everything
+        for imported, line in _imported_layers(path):
+            if imported not in allowed and imported not in LEAVES:
+                violations.append(f"{path.relative_to(PACKAGE.parent)}:{line} imports {imported}")
+    assert violations == []
+
+
+def test_the_resource_layer_never_imports_trio() -> None:
+    offenders = []
+    for path in sorted((PACKAGE / "resource").rglob("*.py")):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import | ast.ImportFrom):
+                names = (
+                    [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module]
+                )
+                if any(n and n.split(".")[0] == "trio" for n in names):
+                    offenders.append(f"{path.name}:{node.lineno}")
+    assert offenders == []
+
+
+def test_the_layering_check_sees_relative_and_absolute_crossings(tmp_path: Path) -> None:
+    """The parser resolves relative imports, so a crossing cannot hide behind dots."""
+    module = tmp_path / "grainlike" / "worker" / "_sneaky.py"
+    module.parent.mkdir(parents=True)
+    module.write_text(
+        "from ..dispatch import _queue\nfrom .. import dispatch\nimport grainlike.api\n"
+        "from ._local import x\n"
+    )
+    assert _imported_layers(module, tmp_path) == {("dispatch", 1), ("dispatch", 2), ("api", 3),
+                                                  ("worker", 4)}
