@@ -1,0 +1,106 @@
+"""Bound functions: ``fn @ resources`` and ``@gl.delayed``."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+
+from ._exceptions import ResourceError
+from .dispatch import TaskHandle
+from .resource import ZERO, Kind, Resources, as_resources
+from .resource._binding import set_binder
+
+__all__ = ["Bound", "delayed"]
+
+
+def _is_async(fn: Callable[..., Any]) -> bool:
+    while isinstance(fn, functools.partial):
+        fn = fn.func
+    return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
+        getattr(fn, "__call__", None)  # noqa: B004 - an object with an async __call__
+    )
+
+
+def _check_priority(_: object, __: object, value: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ResourceError(f"priority={value!r}: a priority is a whole number (higher first)")
+
+
+def _check_retries(_: object, __: object, value: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ResourceError(f"retries={value!r}: retries is a whole number of at least 0")
+
+
+@attrs.frozen
+class Bound:
+    """A function with the resources each call asks for; immutable and reusable.
+
+    ``bound(*args, **kwargs)`` submits one task to the current dispatcher and returns a handle
+    to await.  ``bound & res`` adds to the request; ``bound.options(priority=...)`` sets the
+    priority (higher first, FIFO within a priority), ``retries`` (re-runs after the task's own
+    exception) and the ``name`` shown in events and status.
+    """
+
+    fn: Callable[..., Any]
+    request: Resources
+    priority: int = attrs.field(default=0, validator=_check_priority)
+    retries: int = attrs.field(default=0, validator=_check_retries)
+    name: str = ""
+    is_async: bool = attrs.field(default=False)
+
+    def __and__(self, other: Kind | Resources) -> Bound:
+        if not isinstance(other, Kind | Resources):
+            raise ResourceError(f"{self.name} & {other!r}: only resources combine with '&'")
+        return attrs.evolve(self, request=self.request & other)
+
+    def __matmul__(self, other: Kind | Resources) -> Bound:
+        return self & other
+
+    def options(
+        self, *, priority: int | None = None, retries: int | None = None, name: str | None = None
+    ) -> Bound:
+        """The same bound function with other submission options."""
+        changes: dict[str, Any] = {}
+        if priority is not None:
+            changes["priority"] = priority
+        if retries is not None:
+            changes["retries"] = retries
+        if name is not None:
+            changes["name"] = name
+        return attrs.evolve(self, **changes)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> TaskHandle:
+        from ._session import current_session
+
+        return current_session().dispatcher.submit(
+            self.request,
+            (self.fn, args, kwargs, self.is_async),
+            name=self.name,
+            priority=self.priority,
+            retries=self.retries,
+        )
+
+    def __repr__(self) -> str:
+        return f"<{self.name} @ {self.request!r}>"
+
+
+def bind(fn: Any, resources: Kind | Resources) -> Bound:
+    """``fn @ resources`` for a plain callable (installed into the resource operators)."""
+    if isinstance(fn, Bound):
+        return fn & resources
+    if not callable(fn):
+        raise ResourceError(f"{fn!r} @ {resources}: only a function can be bound to resources")
+    name = getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or repr(fn)
+    return Bound(fn, as_resources(resources), name=name, is_async=_is_async(fn))
+
+
+def delayed(fn: Callable[..., Any]) -> Bound:
+    """Make ``fn`` a bound function that asks for nothing until bound with ``@``."""
+    return bind(fn, ZERO)
+
+
+set_binder(bind)

@@ -1,0 +1,30 @@
+"""The dispatcher: queue, placement, pools, learned limits, events."""
+
+from ._dispatcher import CancelledByCaller as CancelledByCaller
+from ._dispatcher import Dispatcher as Dispatcher
+from ._dispatcher import DispatcherConfig as DispatcherConfig
+from ._events import Event as Event
+from ._events import EventBus as EventBus
+from ._events import TaskFailed as TaskFailed
+from ._events import TaskFinished as TaskFinished
+from ._events import TaskPlaced as TaskPlaced
+from ._events import TaskRetried as TaskRetried
+from ._events import TaskStarted as TaskStarted
+from ._events import TaskSubmitted as TaskSubmitted
+from ._events import WorkerDrained as WorkerDrained
+from ._events import WorkerJoined as WorkerJoined
+from ._events import WorkerLost as WorkerLost
+from ._learned import GroupStats as GroupStats
+from ._learned import LearnedLimits as LearnedLimits
+from ._learned import LearningRule as LearningRule
+from ._links import WorkerLink as WorkerLink
+from ._placement import Placement as Placement
+from ._placement import Reservation as Reservation
+from ._placement import WorkerIndex as WorkerIndex
+from ._placement import WorkerState as WorkerState
+from ._placement import plan as plan
+from ._queue import Shape as Shape
+from ._queue import TaskQueue as TaskQueue
+from ._task import Task as Task
+from ._task import TaskHandle as TaskHandle
+from ._task import TaskState as TaskState

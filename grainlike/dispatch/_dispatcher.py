@@ -1,0 +1,471 @@
+"""The dispatcher: one queue, many workers, exactly one result per task."""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Hashable
+from typing import Any
+
+import attrs
+import outcome
+import trio
+
+from .._exceptions import GrainlikeError, UnsatisfiableError, WorkerLostError
+from ..resource import GPU, Cores, Counter, Resources, WTime
+from ._events import (
+    EventBus,
+    TaskFailed,
+    TaskFinished,
+    TaskPlaced,
+    TaskRetried,
+    TaskStarted,
+    TaskSubmitted,
+    WorkerDrained,
+    WorkerJoined,
+    WorkerLost,
+)
+from ._learned import LearnedLimits
+from ._links import WorkerLink
+from ._placement import Reservation, WorkerIndex, WorkerState, plan
+from ._queue import Shape, TaskQueue
+from ._task import Task, TaskHandle, TaskState
+
+__all__ = ["CancelledByCaller", "Dispatcher", "DispatcherConfig"]
+
+
+class CancelledByCaller(GrainlikeError):
+    """Raised when a task's caller stopped waiting for it (kept as the task's result)."""
+
+
+@attrs.frozen
+class DispatcherConfig:
+    """How the dispatcher behaves.
+
+    ``unsatisfiable_grace`` is how long (in seconds, counted while at least one worker is
+    connected) a request that no worker could ever satisfy waits before its caller gets
+    ``UnsatisfiableError``; ``0`` fails at once (embedded mode).
+    """
+
+    max_retries: int = 3
+    starvation_bound: float = 30.0
+    unsatisfiable_grace: float = 60.0
+    pools: Resources | None = None
+
+
+@attrs.define(eq=False)
+class Dispatcher:
+    """Matches queued tasks to worker capacity and routes results back to callers.
+
+    Workers are attached with ``add_worker`` through a ``WorkerLink`` and answer through
+    ``task_started``, ``task_done`` and ``remove_worker``.  ``serve`` runs the placement loop.
+    """
+
+    config: DispatcherConfig = attrs.field(factory=DispatcherConfig)
+    learned: LearnedLimits = attrs.field(factory=LearnedLimits)
+    events: EventBus = attrs.field(factory=EventBus)
+    _queue: TaskQueue = attrs.field(factory=TaskQueue)
+    _workers: WorkerIndex = attrs.field(factory=WorkerIndex)
+    _links: dict[str, WorkerLink] = attrs.field(factory=dict)
+    _tasks: dict[int, Task] = attrs.field(factory=dict)
+    _pools: Resources | None = None
+    _pool_keys: frozenset[Hashable] = frozenset()
+    _next_id: int = 0
+    _next_order: int = 0
+    _wake: trio.Event = attrs.field(factory=trio.Event)
+    _reservation: Reservation | None = None
+    _shape_version: int = 0
+    _workers_version: int = 0
+    _learned_seen: int = -1
+    _draining: set[str] = attrs.field(factory=set)
+    completed: int = 0
+
+    def __attrs_post_init__(self) -> None:
+        pools = self.config.pools
+        if pools is not None:
+            for part in pools.parts():
+                if not isinstance(part, Counter):
+                    raise GrainlikeError(f"pools={pools}: only counters can be pools, not {part}")
+            self._pools = Resources(*pools.parts())
+            self._pool_keys = frozenset(part.key for part in pools.parts())
+
+    # -- submission ---------------------------------------------------------------------------
+
+    def submit(
+        self,
+        request: Resources,
+        work: Any,
+        *,
+        name: str = "task",
+        priority: int = 0,
+        retries: int = 0,
+    ) -> TaskHandle:
+        """Queue one task; the returned handle is awaited for its result."""
+        self._next_id += 1
+        task = Task(
+            self._next_id, request, work, name, priority, retries, trio.current_time()
+        )
+        self._tasks[task.id] = task
+        shape = self._queue.push(task)
+        if self.events.active:
+            self.events.publish(TaskSubmitted(task.id, name, str(request), priority))
+        if self.config.unsatisfiable_grace <= 0 and not self._ever_fits(shape):
+            self._fail_unsatisfiable(shape)
+        self._kick()
+        return TaskHandle(task, self._abort)
+
+    def _abort(self, task: Task) -> None:
+        """The caller stopped waiting: drop a queued task, cancel a running one."""
+        if task.state is TaskState.QUEUED:
+            self._queue.discard(task)
+            del self._tasks[task.id]
+            task.resolve(outcome.Error(CancelledByCaller(f"task {task.id} was cancelled")))
+        elif task.state is TaskState.RUNNING:
+            task.result = outcome.Error(CancelledByCaller(f"task {task.id} was cancelled"))
+            link = self._links.get(task.worker or "")
+            if link is not None:
+                link.cancel_task(task.id)
+
+    def _kick(self) -> None:
+        self._wake.set()
+
+    # -- workers ------------------------------------------------------------------------------
+
+    def unique_worker_id(self, name: str) -> str:
+        """``name``, or ``name-2``, ``name-3``... if a live worker already has it."""
+        candidate, suffix = name, 1
+        while candidate in self._links:
+            suffix += 1
+            candidate = f"{name}-{suffix}"
+        return candidate
+
+    def add_worker(self, worker_id: str, capacity: Resources, link: WorkerLink) -> None:
+        """Attach a worker (its id must be unique: see ``unique_worker_id``)."""
+        if worker_id in self._links:
+            raise GrainlikeError(f"worker id {worker_id!r} is already connected")
+        self._next_order += 1
+        state = WorkerState(worker_id, Resources(*capacity.parts()), self._next_order)
+        self._workers.add(state)
+        self._links[worker_id] = link
+        self._workers_version += 1
+        self.events.publish(WorkerJoined(worker_id, str(capacity)))
+        self._kick()
+
+    def remove_worker(self, worker_id: str, reason: str, *, lost: bool = True) -> None:
+        """Detach a worker; its running tasks go back to the queue (or fail after max_retries)."""
+        state = self._workers.get(worker_id)
+        if state is None:
+            return
+        self._workers.remove(state)
+        del self._links[worker_id]
+        self._draining.discard(worker_id)
+        self._workers_version += 1
+        if self._reservation is not None and self._reservation.worker is state:
+            self._reservation = None
+        event = WorkerLost(worker_id, reason) if lost else WorkerDrained(worker_id, reason)
+        self.events.publish(event)
+        for task in list(state.running.values()):
+            self._release_pool(task)
+            task.allocation = None
+            task.worker = None
+            if task.result is not None:  # cancelled by its caller meanwhile
+                self._tasks.pop(task.id, None)
+                continue
+            task.lost += 1
+            if task.lost > self.config.max_retries:
+                self._finish(
+                    task,
+                    outcome.Error(
+                        WorkerLostError(
+                            f"task {task.id} ({task.name}): worker {worker_id} was lost "
+                            f"({reason}) and the task was retried {self.config.max_retries} times"
+                        )
+                    ),
+                )
+            else:
+                self._requeue(task, worker_id, f"worker lost: {reason}")
+        state.running.clear()
+        self._kick()
+
+    def drain_workers(self, pattern: str, reason: str = "asked to quit") -> list[str]:
+        """Ask workers whose id matches the glob ``pattern`` to finish and leave."""
+        matched = [w.id for w in self._workers if fnmatch.fnmatchcase(w.id, pattern)]
+        for worker_id in matched:
+            self.drain_worker(worker_id, reason)
+        return matched
+
+    def drain_worker(self, worker_id: str, reason: str) -> None:
+        """Stop placing tasks on a worker and tell it to leave once its tasks are done."""
+        state = self._workers.get(worker_id)
+        if state is None or worker_id in self._draining:
+            return
+        state.accepting = False
+        self._draining.add(worker_id)
+        self._links[worker_id].drain(reason)
+
+    def worker_ids(self) -> list[str]:
+        """Ids of the connected workers, in joining order."""
+        return [w.id for w in sorted(self._workers, key=lambda w: w.order)]
+
+    # -- reports from workers -----------------------------------------------------------------
+
+    def task_started(self, worker_id: str, task_id: int, attempt: int) -> None:
+        """A worker began running a task."""
+        task = self._tasks.get(task_id)
+        if task is None or task.worker != worker_id or task.attempt != attempt:
+            return
+        if self.events.active:
+            self.events.publish(TaskStarted(task_id, worker_id))
+
+    def task_done(
+        self, worker_id: str, task_id: int, attempt: int, result: outcome.Outcome[Any], duration: float
+    ) -> None:
+        """A worker finished a task (value, exception, or cancelled); frees its resources.
+
+        Reports from a worker that no longer holds the task (it was lost and the task moved on)
+        are ignored, so a task is reported to its caller exactly once.
+        """
+        task = self._tasks.get(task_id)
+        state = self._workers.get(worker_id)
+        if task is None or state is None or task.worker != worker_id or task.attempt != attempt:
+            return
+        del state.running[task_id]
+        assert task.allocation is not None
+        self._workers.release(state, task.allocation)
+        self._release_pool(task)
+        task.allocation = None
+        self._kick()
+        if task.result is not None:  # its caller cancelled it
+            del self._tasks[task_id]
+            return
+        wtime = task.request.get(WTime)
+        if isinstance(result, outcome.Value):
+            if wtime is not None and wtime.group is not None:
+                self.learned.record(wtime.group, duration)
+            if self.events.active:
+                self.events.publish(TaskFinished(task_id, worker_id, duration))
+            self._finish(task, result)
+            return
+        error = result.error
+        if self.events.active:
+            self.events.publish(TaskFailed(task_id, worker_id, _describe(error), duration))
+        if task.failures < task.retries and not isinstance(error, trio.TooSlowError):
+            task.failures += 1
+            self._requeue(task, worker_id, f"failed: {_describe(error)}")
+        else:
+            self._finish(task, result)
+
+    def _requeue(self, task: Task, worker_id: str, reason: str) -> None:
+        task.state = TaskState.QUEUED
+        task.worker = None
+        self._queue.pushleft(task)
+        if self.events.active:
+            self.events.publish(TaskRetried(task.id, worker_id, task.attempt + 1, reason))
+
+    def _finish(self, task: Task, result: outcome.Outcome[Any]) -> None:
+        self._tasks.pop(task.id, None)
+        self.completed += 1
+        task.resolve(result)
+
+    def _release_pool(self, task: Task) -> None:
+        if task.pool_allocation is not None and self._pools is not None:
+            self._pools.dealloc(task.pool_allocation)
+            task.pool_allocation = None
+
+    # -- placement ----------------------------------------------------------------------------
+
+    def _refresh(self, shape: Shape) -> None:
+        """Split the request between worker and pools, and fill in learned limits."""
+        if shape.version == self._shape_version:
+            return
+        request = shape.request
+        worker_kinds, pool_kinds = [], []
+        for part in request.parts():
+            (pool_kinds if part.key in self._pool_keys else worker_kinds).append(part)
+        worker_part = Resources(*worker_kinds)
+        wtime = worker_part.get(WTime)
+        if wtime is not None and wtime.group is not None and wtime.T is None:
+            learned = self.learned.limits(wtime.group)
+            if learned is not None:
+                resolved = wtime.with_limits(*learned)
+                worker_part = Resources(
+                    *(resolved if p.key == WTime else p for p in worker_part.parts())
+                )
+                wtime = resolved
+        shape.worker_part = worker_part
+        shape.effective = worker_part
+        shape.pool_part = Resources(*pool_kinds) if pool_kinds else None
+        shape.hard_limit = wtime.T if wtime is not None else None
+        shape.version = self._shape_version
+
+    def _ever_fits(self, shape: Shape) -> bool:
+        self._refresh(shape)
+        if shape.ever_fits_version != self._workers_version:
+            assert shape.effective is not None
+            fits = self._workers.ever_fits(shape.effective)
+            if fits and shape.pool_part is not None:
+                fits = self._pools is not None and not self._pools.shortfall(
+                    shape.pool_part, total=True
+                )
+            shape.ever_fits = fits
+            shape.ever_fits_version = self._workers_version
+        return bool(shape.ever_fits)
+
+    def _fail_unsatisfiable(self, shape: Shape) -> None:
+        assert shape.effective is not None
+        message = self.explain_unfit(shape.effective)
+        short = tuple(
+            sorted(
+                {
+                    label
+                    for worker in self._workers
+                    for label in worker.capacity.shortfall(shape.effective, total=True)
+                }
+            )
+        )
+        while (task := shape.head()) is not None:
+            self._queue.popleft(shape)
+            self._finish(task, outcome.Error(UnsatisfiableError(message, short)))
+
+    def explain_unfit(self, request: Resources) -> str:
+        """Why no worker could ever satisfy ``request``, naming the kinds that fall short."""
+        if not len(self._workers):
+            return f"{request}: no worker is connected"
+        lines = [f"{request}: no worker could ever satisfy this request"]
+        for worker in sorted(self._workers, key=lambda w: w.order):
+            short = worker.capacity.shortfall(request, total=True)
+            totals = ", ".join(
+                f"{label} {total:g}" for label, (_, total) in worker.capacity.stat().items()
+            )
+            lines.append(f"  {worker.id}: short of {', '.join(short)} (has {totals})")
+        if self._pools is not None:
+            lines.append(f"  pools: {self._pools}")
+        return "\n".join(lines)
+
+    def _place(self) -> None:
+        if self.learned.version != self._learned_seen:
+            self._learned_seen = self.learned.version
+            self._shape_version += 1
+        queue = self._queue
+        for shape in queue.shapes():
+            self._refresh(shape)
+        placements, self._reservation = plan(
+            queue,
+            self._workers,
+            pools=self._pools,
+            now=trio.current_time(),
+            starvation_bound=self.config.starvation_bound,
+            reservation=self._reservation,
+        )
+        batches: dict[str, list[Task]] = {}
+        publish = self.events.active
+        now = trio.current_time()
+        for placement in placements:
+            task, worker = placement.task, placement.worker
+            task.state = TaskState.RUNNING
+            task.worker = worker.id
+            task.allocation = placement.allocation
+            task.pool_allocation = placement.pool_allocation
+            wtime = placement.allocation.get(WTime)
+            task.hard_limit = wtime.T if wtime is not None else None
+            task.started = now
+            task.attempt += 1
+            worker.running[task.id] = task
+            batches.setdefault(worker.id, []).append(task)
+            if publish:
+                cores = placement.allocation.get(Cores)
+                gpus = placement.allocation.get(GPU)
+                allocation = placement.allocation
+                if placement.pool_allocation is not None:
+                    allocation = allocation & placement.pool_allocation
+                self.events.publish(
+                    TaskPlaced(
+                        task.id,
+                        worker.id,
+                        str(allocation),
+                        tuple(cores.c) if cores is not None else (),
+                        tuple(gpus.ids) if gpus is not None else (),
+                        task.attempt,
+                    )
+                )
+        for worker_id, tasks in batches.items():
+            self._links[worker_id].run_tasks(tasks)
+
+    async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Run the placement loop (and the unsatisfiable-request watch) until cancelled."""
+        async with trio.open_nursery() as nursery:
+            if self.config.unsatisfiable_grace > 0:
+                nursery.start_soon(self._watch_unsatisfiable)
+            task_status.started()
+            while True:
+                await self._wake.wait()
+                self._wake = trio.Event()
+                self._place()
+
+    async def _watch_unsatisfiable(self) -> None:
+        period = min(1.0, self.config.unsatisfiable_grace / 4)
+        while True:
+            await trio.sleep(period)
+            if not len(self._workers):
+                continue
+            for shape in self._queue.shapes():
+                if self._ever_fits(shape):
+                    shape.unfit_for = 0.0
+                    continue
+                shape.unfit_for += period
+                if shape.unfit_for >= self.config.unsatisfiable_grace:
+                    self._fail_unsatisfiable(shape)
+
+    # -- looking in ---------------------------------------------------------------------------
+
+    def queued(self) -> int:
+        """How many tasks wait."""
+        return len(self._queue)
+
+    def running(self) -> int:
+        """How many tasks run."""
+        return sum(len(w.running) for w in self._workers)
+
+    def explain(self, task: Task) -> str:
+        """Why a task is where it is (for ``gl.explain`` and ``grainlike status``)."""
+        if task.state is TaskState.RUNNING:
+            return f"task {task.id} ({task.name}) runs on {task.worker} with {task.allocation}"
+        if task.state is TaskState.DONE:
+            return f"task {task.id} ({task.name}) is done"
+        request = task.request
+        shape_request = request
+        if not len(self._workers):
+            return f"task {task.id} ({task.name}) waits: no worker is connected"
+        reasons = []
+        for worker in sorted(self._workers, key=lambda w: w.order):
+            short = worker.capacity.shortfall(shape_request, total=True)
+            if short:
+                reasons.append(f"{worker.id} can never fit it (short of {', '.join(short)})")
+                continue
+            now_short = worker.capacity.shortfall(shape_request)
+            if not worker.accepting:
+                reasons.append(f"{worker.id} is draining")
+            elif now_short:
+                reasons.append(f"{worker.id} is busy (free too little {', '.join(now_short)})")
+            elif self._reservation is not None and self._reservation.worker is worker:
+                reasons.append(f"{worker.id} is reserved for task {self._reservation.task.id}")
+        waited = trio.current_time() - task.submitted
+        head = f"task {task.id} ({task.name}, {request}) has waited {waited:.1f}s"
+        return head + ": " + "; ".join(reasons) if reasons else head
+
+    def pending(self, limit: int = 5) -> list[Task]:
+        """The oldest queued tasks (up to ``limit``) in placement order."""
+        out = []
+        for task in self._queue:
+            out.append(task)
+            if len(out) >= limit:
+                break
+        return out
+
+    def worker_states(self) -> list[WorkerState]:
+        """The connected workers, in joining order."""
+        return sorted(self._workers, key=lambda w: w.order)
+
+
+def _describe(error: BaseException) -> str:
+    text = str(error).splitlines()[0] if str(error) else ""
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__

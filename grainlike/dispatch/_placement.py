@@ -1,0 +1,214 @@
+"""Placement: which queued task runs where, as a pure function of the queue and the capacities.
+
+Nothing here awaits or reads a clock; ``plan`` is given ``now`` and mutates only the capacities
+it allocates from, so it can be tested and benchmarked without trio.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+
+import attrs
+
+from ..resource import Cores, Resources
+from ._queue import Shape, TaskQueue
+from ._task import Task
+
+__all__ = ["Placement", "Reservation", "WorkerIndex", "WorkerState", "plan"]
+
+
+@attrs.define(eq=False, slots=True)
+class WorkerState:
+    """The dispatcher's view of one worker: its capacity (free and total) and what runs there."""
+
+    id: str
+    capacity: Resources
+    order: int = 0
+    accepting: bool = True
+    running: dict[int, Task] = attrs.field(factory=dict)
+    free_cores: int = 0
+
+    def __attrs_post_init__(self) -> None:
+        cores = self.capacity.get(Cores)
+        self.free_cores = int(cores.stat()["cores"][0]) if cores is not None else 0
+
+
+@attrs.frozen
+class Reservation:
+    """Resources held back for a task that waited too long: only tasks that end before
+    ``start`` (by their known hard limit) may still be placed on ``worker``."""
+
+    task: Task
+    worker: WorkerState
+    start: float
+
+
+@attrs.frozen
+class Placement:
+    """One decision: ``task`` runs on ``worker`` with ``allocation`` (and ``pool_allocation``)."""
+
+    task: Task
+    worker: WorkerState
+    allocation: Resources
+    pool_allocation: Resources | None
+
+
+class WorkerIndex:
+    """Workers bucketed by free core count, so best fit does not scan every worker."""
+
+    __slots__ = ("_buckets", "_workers")
+
+    def __init__(self) -> None:
+        self._workers: dict[str, WorkerState] = {}
+        self._buckets: dict[int, dict[WorkerState, None]] = {}
+
+    def __len__(self) -> int:
+        return len(self._workers)
+
+    def __iter__(self) -> Iterator[WorkerState]:
+        return iter(self._workers.values())
+
+    def get(self, worker_id: str) -> WorkerState | None:
+        """The worker with this id, if connected."""
+        return self._workers.get(worker_id)
+
+    def add(self, worker: WorkerState) -> None:
+        """Index a new worker."""
+        self._workers[worker.id] = worker
+        self._buckets.setdefault(worker.free_cores, {})[worker] = None
+
+    def remove(self, worker: WorkerState) -> None:
+        """Forget a worker."""
+        del self._workers[worker.id]
+        bucket = self._buckets[worker.free_cores]
+        del bucket[worker]
+        if not bucket:
+            del self._buckets[worker.free_cores]
+
+    def allocate(self, worker: WorkerState, request: Resources) -> Resources:
+        """Allocate on ``worker`` and keep the index current."""
+        allocation = worker.capacity.alloc(request)
+        cores = allocation.get(Cores)
+        if cores is not None:
+            self._move(worker, worker.free_cores - cores.N)
+        return allocation
+
+    def release(self, worker: WorkerState, allocation: Resources) -> None:
+        """Return an allocation to ``worker`` and keep the index current."""
+        worker.capacity.dealloc(allocation)
+        cores = allocation.get(Cores)
+        if cores is not None:
+            self._move(worker, worker.free_cores + cores.N)
+
+    def _move(self, worker: WorkerState, free: int) -> None:
+        bucket = self._buckets[worker.free_cores]
+        del bucket[worker]
+        if not bucket:
+            del self._buckets[worker.free_cores]
+        worker.free_cores = free
+        self._buckets.setdefault(free, {})[worker] = None
+
+    def best_fit(
+        self, request: Resources, allowed: Callable[[WorkerState], bool] | None = None
+    ) -> WorkerState | None:
+        """The accepting worker that fits ``request`` now with the fewest free cores left over.
+
+        Ties go to the worker that has been in its bucket longest, so the choice is
+        deterministic for the same history.
+        """
+        cores = request.get(Cores)
+        need = cores.N if cores is not None else 0
+        buckets = self._buckets
+        for free in sorted(k for k in buckets if k >= need):
+            for worker in buckets[free]:
+                if not worker.accepting or (allowed is not None and not allowed(worker)):
+                    continue
+                if worker.capacity.request(request):
+                    return worker
+        return None
+
+    def ever_fits(self, request: Resources) -> bool:
+        """Whether any connected worker's total capacity could satisfy ``request``."""
+        return any(not w.capacity.shortfall(request, total=True) for w in self._workers.values())
+
+
+def estimated_free_at(worker: WorkerState) -> float:
+    """When everything now running on ``worker`` has ended by its hard limit (inf if unknown)."""
+    latest = 0.0
+    for task in worker.running.values():
+        if task.hard_limit is None or task.started is None:
+            return math.inf
+        latest = max(latest, task.started + task.hard_limit)
+    return latest
+
+
+def plan(
+    queue: TaskQueue,
+    workers: WorkerIndex,
+    *,
+    pools: Resources | None,
+    now: float,
+    starvation_bound: float,
+    reservation: Reservation | None = None,
+) -> tuple[list[Placement], Reservation | None]:
+    """Place every queued task that fits now; return the placements and the reservation in force.
+
+    Shapes are visited in queue order.  A shape whose head does not fit is skipped, so a large
+    task never blocks smaller ones behind it — until its head has waited ``starvation_bound``
+    seconds: then its best worker is reserved, and only tasks whose hard limit ends before that
+    worker frees up (``now + T <= start``) may still backfill there.
+
+    Each shape must have ``effective`` and ``pool_part`` filled in by the caller.
+    """
+    placements: list[Placement] = []
+    if reservation is not None and reservation.task.allocation is not None:
+        reservation = None
+    for shape in queue.shapes():
+        request = shape.effective
+        assert request is not None
+        head = shape.head()
+        while head is not None:
+            if reservation is not None and reservation.task is head:
+                allowed = None
+            elif reservation is not None:
+                allowed = _backfill_rule(reservation, now, shape)
+            else:
+                allowed = None
+            pool_part = shape.pool_part
+            if pool_part is not None and (pools is None or not pools.request(pool_part)):
+                break
+            worker = workers.best_fit(request, allowed)
+            if worker is None:
+                if (
+                    reservation is None
+                    and now - head.submitted >= starvation_bound
+                    and workers.ever_fits(request)
+                ):
+                    reservation = _reserve(head, request, workers)
+                break
+            task = queue.popleft(shape)
+            allocation = workers.allocate(worker, request)
+            pool_allocation = pools.alloc(pool_part) if pool_part is not None and pools else None
+            placements.append(Placement(task, worker, allocation, pool_allocation))
+            if reservation is not None and reservation.task is task:
+                reservation = None
+            head = shape.head()
+    return placements, reservation
+
+
+def _backfill_rule(
+    reservation: Reservation, now: float, shape: Shape
+) -> Callable[[WorkerState], bool]:
+    ends = now + shape.hard_limit if shape.hard_limit is not None else math.inf
+
+    def allowed(worker: WorkerState) -> bool:
+        return worker is not reservation.worker or ends <= reservation.start
+
+    return allowed
+
+
+def _reserve(task: Task, request: Resources, workers: WorkerIndex) -> Reservation:
+    candidates = [w for w in workers if not w.capacity.shortfall(request, total=True)]
+    best = min(candidates, key=lambda w: (estimated_free_at(w), -w.free_cores, w.order))
+    return Reservation(task, best, estimated_free_at(best))

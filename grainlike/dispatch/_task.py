@@ -1,0 +1,111 @@
+"""The dispatcher's record of one task, and the handle its caller awaits."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Generator
+from typing import Any
+
+import attrs
+import outcome
+import trio
+
+from ..resource import Resources
+
+__all__ = ["Task", "TaskHandle", "TaskState"]
+
+
+class TaskState(enum.Enum):
+    """Where a task is in its life."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+
+
+@attrs.define(eq=False, slots=True)
+class Task:
+    """One submitted call: what it asks for, what it got, and how to tell its caller.
+
+    ``work`` is opaque to the dispatcher: the worker link knows how to run (or serialize) it.
+    """
+
+    id: int
+    request: Resources
+    work: Any
+    name: str
+    priority: int = 0
+    retries: int = 0
+    submitted: float = 0.0
+    state: TaskState = TaskState.QUEUED
+    attempt: int = 0
+    failures: int = 0
+    lost: int = 0
+    worker: str | None = None
+    allocation: Resources | None = None
+    pool_allocation: Resources | None = None
+    hard_limit: float | None = None
+    started: float | None = None
+    result: outcome.Outcome[Any] | None = None
+    _waiter: trio.lowlevel.Task | None = None
+    _on_abort: Callable[[Task], None] | None = None
+
+    def resolve(self, result: outcome.Outcome[Any]) -> bool:
+        """Deliver the one result of this task; later calls are ignored and return False."""
+        if self.result is not None:
+            return False
+        self.result = result
+        self.state = TaskState.DONE
+        waiter, self._waiter = self._waiter, None
+        if waiter is not None:
+            trio.lowlevel.reschedule(waiter, result)
+        return True
+
+
+class TaskHandle:
+    """What ``bound(*args)`` returns: awaiting it gives the task's result or raises its error.
+
+    Cancelling the awaiting caller cancels the task (and frees its resources).
+    """
+
+    __slots__ = ("_abort", "task")
+
+    def __init__(self, task: Task, abort: Callable[[Task], None]) -> None:
+        self.task = task
+        self._abort = abort
+
+    @property
+    def id(self) -> int:
+        """The task's id (as in events and status)."""
+        return self.task.id
+
+    def cancel(self) -> None:
+        """Cancel the task (no-op once it has a result); its resources come back."""
+        if self.task.result is None:
+            self._abort(self.task)
+
+    def done(self) -> bool:
+        """Whether the result is in."""
+        return self.task.result is not None
+
+    def __await__(self) -> Generator[Any, None, Any]:
+        return self._wait().__await__()
+
+    async def _wait(self) -> Any:
+        task = self.task
+        if task.result is None:
+            if task._waiter is not None:
+                raise RuntimeError(f"task {task.id} ({task.name}) is already awaited elsewhere")
+            task._waiter = trio.lowlevel.current_task()
+
+            def abort(_: Any) -> trio.lowlevel.Abort:
+                task._waiter = None
+                self._abort(task)
+                return trio.lowlevel.Abort.SUCCEEDED
+
+            return await trio.lowlevel.wait_task_rescheduled(abort)
+        await trio.lowlevel.checkpoint()
+        return task.result.unwrap()
+
+    def __repr__(self) -> str:
+        return f"<TaskHandle {self.task.id} {self.task.name} {self.task.state.value}>"

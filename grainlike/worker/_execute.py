@@ -1,0 +1,63 @@
+"""Running one task: a coroutine on the event loop, or a sync function in a worker thread."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import outcome
+import trio
+
+from ..resource import Resources
+from ._context import TaskContext, set_task_context
+
+__all__ = ["Assignment", "Work", "run_work"]
+
+#: What the embedded worker runs: the function, its arguments, and whether it is async.
+Work = tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any], bool]
+
+
+class Assignment(Protocol):
+    """What a worker is handed for one task (the dispatcher's task record fits this)."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def attempt(self) -> int: ...
+    @property
+    def work(self) -> Any: ...
+    @property
+    def allocation(self) -> Resources | None: ...
+    @property
+    def hard_limit(self) -> float | None: ...
+
+
+async def run_work(
+    work: Work, context: TaskContext, hard_limit: float | None, limiter: trio.CapacityLimiter
+) -> outcome.Outcome[Any]:
+    """Run ``work`` under ``context`` and capture its result or exception.
+
+    A hard limit cancels an async function (``trio.TooSlowError``).  A sync function runs in a
+    thread, which Python cannot interrupt: it gets ``TooSlowError`` when it returns late.
+    ``trio.Cancelled`` is not captured: it belongs to whoever cancelled.
+    """
+    fn, args, kwargs, is_async = work
+    set_task_context(context)
+    try:
+        if is_async:
+            if hard_limit is None:
+                return outcome.Value(await fn(*args, **kwargs))
+            with trio.fail_after(hard_limit):
+                return outcome.Value(await fn(*args, **kwargs))
+        call = functools.partial(fn, *args, **kwargs)
+        start = trio.current_time()
+        value = await trio.to_thread.run_sync(call, limiter=limiter)
+        if hard_limit is not None and trio.current_time() - start > hard_limit:
+            raise trio.TooSlowError(
+                f"{getattr(fn, '__name__', fn)!s} ran {trio.current_time() - start:.1f}s, past its "
+                f"hard limit of {hard_limit:g}s"
+            )
+        return outcome.Value(value)
+    except Exception as error:
+        return outcome.Error(error)

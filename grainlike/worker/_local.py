@@ -1,0 +1,98 @@
+"""The embedded worker: runs tasks in the dispatcher's own process and event loop."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+import attrs
+import outcome
+import trio
+
+from ._context import TaskContext
+from ._execute import Assignment, run_work
+
+__all__ = ["LocalWorker", "Reporter"]
+
+
+class Reporter(Protocol):
+    """Where a worker reports (the dispatcher, seen from the worker layer)."""
+
+    def task_started(self, worker_id: str, task_id: int, attempt: int) -> None: ...
+
+    def task_done(
+        self,
+        worker_id: str,
+        task_id: int,
+        attempt: int,
+        result: outcome.Outcome[Any],
+        duration: float,
+    ) -> None: ...
+
+    def remove_worker(self, worker_id: str, reason: str, *, lost: bool = True) -> None: ...
+
+
+@attrs.define(eq=False)
+class LocalWorker:
+    """A worker inside the dispatcher's process: no serialization, same event loop.
+
+    It implements the dispatcher's worker-link interface (``run_tasks``, ``cancel_task``,
+    ``drain``); ``serve`` must be running (it owns the nursery the tasks run in).
+    """
+
+    worker_id: str
+    reporter: Reporter
+    enforce_memory: bool = False
+    thread_limit: int = 256
+    _nursery: trio.Nursery | None = None
+    _scopes: dict[int, trio.CancelScope] = attrs.field(factory=dict)
+    _draining: str | None = None
+    _limiter: trio.CapacityLimiter = attrs.field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        self._limiter = trio.CapacityLimiter(self.thread_limit)
+
+    async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Own the nursery tasks run in, until cancelled."""
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            task_status.started()
+            await trio.sleep_forever()
+
+    def run_tasks(self, tasks: Sequence[Assignment]) -> None:
+        """Start each task in this worker's nursery."""
+        nursery = self._nursery
+        assert nursery is not None, "LocalWorker.serve is not running"
+        for task in tasks:
+            nursery.start_soon(self._run, task.id, task.attempt, task.work, task.allocation,
+                               task.hard_limit)
+
+    def cancel_task(self, task_id: int) -> None:
+        """Cancel a running task; it is still reported done, which frees its resources."""
+        scope = self._scopes.get(task_id)
+        if scope is not None:
+            scope.cancel()
+
+    def drain(self, reason: str) -> None:
+        """Take no new tasks (the dispatcher stops placing) and leave when the last one ends."""
+        self._draining = reason
+        if not self._scopes:
+            self.reporter.remove_worker(self.worker_id, reason, lost=False)
+
+    async def _run(
+        self, task_id: int, attempt: int, work: Any, allocation: Any, hard_limit: float | None
+    ) -> None:
+        context = TaskContext(allocation, self.worker_id, task_id, self.enforce_memory)
+        reporter = self.reporter
+        start = trio.current_time()
+        result: outcome.Outcome[Any] = outcome.Error(trio.TooSlowError("never ran"))
+        with trio.CancelScope() as scope:
+            self._scopes[task_id] = scope
+            reporter.task_started(self.worker_id, task_id, attempt)
+            result = await run_work(work, context, hard_limit, self._limiter)
+        del self._scopes[task_id]
+        if scope.cancelled_caught:
+            result = outcome.Error(trio.TooSlowError(f"task {task_id} was cancelled"))
+        reporter.task_done(self.worker_id, task_id, attempt, result, trio.current_time() - start)
+        if self._draining is not None and not self._scopes:
+            reporter.remove_worker(self.worker_id, self._draining, lost=False)
