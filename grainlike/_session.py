@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import socket
+import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
@@ -13,7 +15,16 @@ import attrs
 import trio
 
 from ._exceptions import ConfigError, GrainlikeError
-from .dispatch import Dispatcher, DispatcherConfig, LearnedLimits, LearningRule, TaskHandle
+from .dispatch import (
+    Dispatcher,
+    DispatcherConfig,
+    LearnedLimits,
+    LearningRule,
+    ServerConfig,
+    TaskHandle,
+    serve_workers,
+)
+from .dispatch import wait_all
 from .resource import Kind, Resources, ResourceSpec, as_resources, parse_resources
 from .worker._local import LocalWorker
 
@@ -47,6 +58,17 @@ def current_session() -> Session:
         ) from None
 
 
+#: Where a local run keeps its generated shared key (mode 0600).
+DEFAULT_KEY_FILE = Path.home() / ".config" / "grainlike" / "key"
+
+
+def default_key() -> bytes:
+    """``GRAINLIKE_KEY`` when set, else the local key file (generated on first use)."""
+    from .wire import ensure_local_key, key_from_env_or_file
+
+    return key_from_env_or_file(None, os.environ) or ensure_local_key(DEFAULT_KEY_FILE)
+
+
 def _local_capacity(resources: ResourceSpec | None) -> Resources:
     from .worker import detect_capacity
 
@@ -70,7 +92,9 @@ async def open_session(
     progress: bool = False,
     name: str | None = None,
     key: bytes | None = None,
-    tls: Any = None,
+    tls: ssl.SSLContext | None = None,
+    heartbeat_interval: float = 1.0,
+    heartbeat_timeout: float = 10.0,
 ) -> AsyncIterator[Session]:
     """Run a dispatcher (and, with ``local``, an embedded worker) for the duration of the block.
 
@@ -87,6 +111,7 @@ async def open_session(
         unsatisfiable_grace=grace,
         pools=parse_resources(pools, capacity=True) if pools is not None else None,
     )
+    server = ServerConfig(heartbeat_interval=heartbeat_interval, heartbeat_timeout=heartbeat_timeout)
     learned = LearnedLimits.open(stats, learning)
     dispatcher = Dispatcher(config, learned)
     session = Session(dispatcher)
@@ -98,10 +123,8 @@ async def open_session(
             for observer in observers:
                 await nursery.start(observer.serve, dispatcher)
             if listen is not None:
-                from ._remote import serve_workers
-
                 session.address = await nursery.start(
-                    serve_workers, dispatcher, listen, key, tls
+                    serve_workers, dispatcher, listen, key or default_key(), tls, server
                 )
             if local:
                 capacity = _local_capacity(resources)
@@ -177,17 +200,8 @@ async def gather(*awaitables: Awaitable[Any]) -> list[Any]:
 
 
 async def gather_handles(handles: list[TaskHandle]) -> list[Any]:
-    # All tasks are already submitted, so awaiting them one after another loses no parallelism
-    # and costs no extra trio task per call.
-    results = []
-    try:
-        for handle in handles:
-            results.append(await handle)
-    except BaseException:
-        for handle in handles:
-            handle.cancel()
-        raise
-    return results
+    """Results of already-submitted tasks, in order; the first failure cancels the rest."""
+    return await wait_all(handles)
 
 
 def explain(handle: TaskHandle) -> str:

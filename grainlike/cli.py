@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
+import logging
+import os
+import runpy
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, cast
 
-from ._exceptions import GrainlikeError
+from ._exceptions import ConfigError, GrainlikeError
 
 __all__ = ["main"]
 
@@ -25,6 +31,104 @@ def _cmd_detect(args: argparse.Namespace) -> int:
     return 0
 
 
+def _load_main(script: str) -> Callable[..., Any]:
+    path = Path(script)
+    if not path.is_file():
+        raise ConfigError(f"{script}: no such script")
+    sys.path.insert(0, str(path.resolve().parent))
+    namespace = runpy.run_path(str(path), run_name="__grainlike__")
+    main = namespace.get("main")
+    if main is None or not inspect.iscoroutinefunction(main):
+        raise ConfigError(f"{script}: define `async def main()` for grainlike run to call")
+    return cast(Callable[..., Any], main)
+
+
+def _pools(values: list[str] | None) -> str | None:
+    return ",".join(values) if values else None
+
+
+def _key(key_file: str | None) -> bytes:
+    """The shared key: ``--key-file``, else ``GRAINLIKE_KEY``, else the local key file."""
+    from ._session import default_key
+    from .wire import load_key
+
+    return load_key(key_file) if key_file is not None else default_key()
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from . import run
+
+    main = _load_main(args.script)
+    sys.argv = [args.script, *args.script_args]
+    options: dict[str, Any] = {
+        "resources": args.resources,
+        "local": not args.no_local,
+        "listen": args.listen,
+        "pools": _pools(args.pool),
+        "max_retries": args.max_retries,
+        "events": args.events,
+        "progress": sys.stderr.isatty() if args.progress is None else args.progress,
+        "enforce_memory": args.enforce_memory,
+        "stats": args.stats if args.stats is not None else os.environ.get("GRAINLIKE_STATS"),
+    }
+    if options["stats"] is None:
+        del options["stats"]
+    if args.listen is not None:
+        options["key"] = _key(args.key_file)
+        options["unsatisfiable_grace"] = args.grace
+    run(main, **options)
+    return 0
+
+
+def _tls_client(cafile: str | None) -> Any:
+    from .wire import tls_client_context
+
+    return tls_client_context(cafile) if cafile else None
+
+
+def _cmd_worker(args: argparse.Namespace) -> int:
+    import trio
+
+    from .worker import WorkerOptions, detect_capacity, serve_worker
+
+    capacity = detect_capacity(override=args.resources)
+    if args.walltime is not None:
+        from .resource import with_overrides
+
+        capacity = with_overrides(capacity, f"wtime:{args.walltime}")
+    options = WorkerOptions(
+        name=args.name or "",
+        connect_timeout=args.connect_timeout,
+        enforce_memory=args.enforce_memory,
+    )
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    reason = trio.run(serve_worker, args.dispatcher, _key(args.key_file), capacity, options,
+                      _tls_client(args.tls_ca))
+    print(f"grainlike worker: {reason}", file=sys.stderr)
+    return 0
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    import trio
+
+    from ._client import query_status
+
+    report = trio.run(query_status, args.connect, _key(args.key_file), _tls_client(args.tls_ca))
+    print(json.dumps(report.data, indent=1) if args.json else report.text)
+    return 0
+
+
+def _cmd_quit(args: argparse.Namespace) -> int:
+    import trio
+
+    from ._client import quit_workers
+
+    matched = trio.run(quit_workers, args.connect, _key(args.key_file), args.pattern,
+                       _tls_client(args.tls_ca))
+    print("draining: " + (", ".join(matched) if matched else f"no worker matches {args.pattern!r}"))
+    return 0 if matched else 1
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="grainlike", description="A resource-typed task scheduler for Python."
@@ -35,6 +139,47 @@ def _parser() -> argparse.ArgumentParser:
     detect.add_argument("--resources", help="override detection per kind, e.g. cores:1,gpu:0")
     detect.add_argument("--json", action="store_true", help="print JSON instead of shorthand")
     detect.set_defaults(handler=_cmd_detect)
+
+    run = commands.add_parser("run", help="run a script's `async def main()` under a dispatcher")
+    run.add_argument("script", help="a Python file defining `async def main()`")
+    run.add_argument("script_args", nargs=argparse.REMAINDER, help="arguments for the script")
+    run.add_argument("--resources", help="the embedded worker's capacity, per kind")
+    run.add_argument("--listen", metavar="HOST:PORT", help="also accept remote workers here")
+    run.add_argument("--no-local", action="store_true", help="run no embedded worker")
+    run.add_argument("--pool", action="append", metavar="NAME:N", help="a cluster-wide counter")
+    run.add_argument("--max-retries", type=int, default=3, help="retries after lost workers")
+    run.add_argument("--grace", type=float, default=60.0, help="seconds before an unsatisfiable request fails")
+    run.add_argument("--events", metavar="FILE", help="write every event as a JSON line here")
+    run.add_argument("--stats", metavar="FILE", help="learned time limits file")
+    run.add_argument("--key-file", help="shared key file for remote workers")
+    run.add_argument("--enforce-memory", action="store_true", help="kill processes over Memory")
+    progress = run.add_mutually_exclusive_group()
+    progress.add_argument("--progress", dest="progress", action="store_true", default=None)
+    progress.add_argument("--no-progress", dest="progress", action="store_false")
+    run.set_defaults(handler=_cmd_run)
+
+    worker = commands.add_parser("worker", help="join a dispatcher and run its tasks")
+    worker.add_argument("dispatcher", metavar="HOST:PORT", help="where the dispatcher listens")
+    worker.add_argument("--resources", help="override detection per kind, e.g. cores:4,token:bigmem")
+    worker.add_argument("--name", help="the worker's id (made unique by the dispatcher)")
+    worker.add_argument("--key-file", help="shared key file (else GRAINLIKE_KEY, else the local key)")
+    worker.add_argument("--walltime", help="remaining walltime, e.g. 2h (else from the batch job)")
+    worker.add_argument("--connect-timeout", type=float, default=60.0, help="seconds to keep trying")
+    worker.add_argument("--enforce-memory", action="store_true", help="kill processes over Memory")
+    worker.add_argument("--tls-ca", help="verify the dispatcher's TLS certificate with this CA file")
+    worker.set_defaults(handler=_cmd_worker)
+
+    for command, text in (("status", "show workers, tasks and why tasks wait"),
+                          ("quit", "drain workers whose id matches PATTERN")):
+        sub = commands.add_parser(command, help=text)
+        if command == "quit":
+            sub.add_argument("pattern", metavar="PATTERN", help="a glob over worker ids, e.g. 'job-*'")
+        sub.add_argument("--connect", required=True, metavar="HOST:PORT", help="the dispatcher")
+        sub.add_argument("--key-file", help="shared key file")
+        sub.add_argument("--tls-ca", help="verify the dispatcher's TLS certificate with this CA")
+        if command == "status":
+            sub.add_argument("--json", action="store_true", help="print JSON")
+        sub.set_defaults(handler=_cmd_status if command == "status" else _cmd_quit)
     return parser
 
 

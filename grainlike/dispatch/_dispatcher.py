@@ -202,6 +202,22 @@ class Dispatcher:
         self._draining.add(worker_id)
         self._links[worker_id].drain(reason)
 
+    def stop_placing(self, worker_id: str, reason: str) -> None:
+        """A worker said it is leaving (e.g. its walltime ends): place nothing more there."""
+        state = self._workers.get(worker_id)
+        if state is not None:
+            state.accepting = False
+            self._draining.add(worker_id)
+
+    def has_running(self, worker_id: str) -> bool:
+        """Whether tasks run on this worker."""
+        state = self._workers.get(worker_id)
+        return state is not None and bool(state.running)
+
+    def task(self, task_id: int) -> Task | None:
+        """A live (queued or running) task by id."""
+        return self._tasks.get(task_id)
+
     def worker_ids(self) -> list[str]:
         """Ids of the connected workers, in joining order."""
         return [w.id for w in sorted(self._workers, key=lambda w: w.order)]
@@ -346,19 +362,23 @@ class Dispatcher:
             self._learned_seen = self.learned.version
             self._shape_version += 1
         queue = self._queue
-        for shape in queue.shapes():
+        shapes = queue.shapes()
+        for shape in shapes:
             self._refresh(shape)
+        now = trio.current_time()
         placements, self._reservation = plan(
             queue,
             self._workers,
             pools=self._pools,
-            now=trio.current_time(),
+            now=now,
             starvation_bound=self.config.starvation_bound,
             reservation=self._reservation,
+            shapes=shapes,
         )
+        if not placements:
+            return
         batches: dict[str, list[Task]] = {}
         publish = self.events.active
-        now = trio.current_time()
         for placement in placements:
             task, worker = placement.task, placement.worker
             task.state = TaskState.RUNNING

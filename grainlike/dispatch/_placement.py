@@ -151,6 +151,7 @@ def plan(
     now: float,
     starvation_bound: float,
     reservation: Reservation | None = None,
+    shapes: list[Shape] | None = None,
 ) -> tuple[list[Placement], Reservation | None]:
     """Place every queued task that fits now; return the placements and the reservation in force.
 
@@ -159,12 +160,13 @@ def plan(
     seconds: then its best worker is reserved, and only tasks whose hard limit ends before that
     worker frees up (``now + T <= start``) may still backfill there.
 
-    Each shape must have ``effective`` and ``pool_part`` filled in by the caller.
+    Each shape must have ``effective`` and ``pool_part`` filled in by the caller; ``shapes``
+    (the queue's shapes in order) may be passed when the caller already has them.
     """
     placements: list[Placement] = []
     if reservation is not None and reservation.task.allocation is not None:
         reservation = None
-    for shape in queue.shapes():
+    for shape in queue.shapes() if shapes is None else shapes:
         request = shape.effective
         assert request is not None
         head = shape.head()

@@ -12,7 +12,7 @@ import trio
 
 from ..resource import Resources
 
-__all__ = ["Task", "TaskHandle", "TaskState"]
+__all__ = ["Task", "TaskHandle", "TaskState", "wait_all"]
 
 
 class TaskState(enum.Enum):
@@ -48,7 +48,7 @@ class Task:
     started: float | None = None
     result: outcome.Outcome[Any] | None = None
     _waiter: trio.lowlevel.Task | None = None
-    _on_abort: Callable[[Task], None] | None = None
+    _on_done: Callable[[Task], None] | None = None
 
     def resolve(self, result: outcome.Outcome[Any]) -> bool:
         """Deliver the one result of this task; later calls are ignored and return False."""
@@ -59,6 +59,8 @@ class Task:
         waiter, self._waiter = self._waiter, None
         if waiter is not None:
             trio.lowlevel.reschedule(waiter, result)
+        elif self._on_done is not None:
+            self._on_done(self)
         return True
 
 
@@ -109,3 +111,51 @@ class TaskHandle:
 
     def __repr__(self) -> str:
         return f"<TaskHandle {self.task.id} {self.task.name} {self.task.state.value}>"
+
+
+async def wait_all(handles: list[TaskHandle]) -> list[Any]:
+    """Results of all ``handles`` in order, waking the caller once rather than once per task.
+
+    The first failure (in completion order) is raised; cancelling the caller, or a failure,
+    cancels every task that is still pending.
+    """
+    pending = [h.task for h in handles if h.task.result is None]
+    first_error: list[Task] = []
+    waiter = trio.lowlevel.current_task()
+    remaining = len(pending)
+
+    def on_done(task: Task) -> None:
+        nonlocal remaining
+        remaining -= 1
+        result = task.result
+        failed = isinstance(result, outcome.Error) and not first_error
+        if failed:
+            first_error.append(task)
+        if remaining == 0 or failed:
+            for other in pending:
+                other._on_done = None
+            trio.lowlevel.reschedule(waiter)
+
+    def abort(_: Any) -> trio.lowlevel.Abort:
+        for task in pending:
+            task._on_done = None
+        return trio.lowlevel.Abort.SUCCEEDED
+
+    try:
+        if pending:
+            for task in pending:
+                if task._waiter is not None or task._on_done is not None:
+                    raise RuntimeError(f"task {task.id} ({task.name}) is already awaited elsewhere")
+                task._on_done = on_done
+            await trio.lowlevel.wait_task_rescheduled(abort)
+        else:
+            await trio.lowlevel.checkpoint()
+        if first_error:
+            failed = first_error[0].result
+            assert failed is not None
+            failed.unwrap()  # raises the task's exception
+        return [h.task.result.unwrap() for h in handles]  # type: ignore[union-attr]
+    except BaseException:
+        for handle in handles:
+            handle.cancel()
+        raise

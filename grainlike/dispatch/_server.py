@@ -1,0 +1,265 @@
+"""The dispatcher's network side: authenticated TCP connections from workers and clients."""
+
+from __future__ import annotations
+
+import logging
+import ssl
+import time
+from typing import Any
+
+import attrs
+import outcome
+import trio
+
+from .._exceptions import AuthenticationError, ProtocolError, TaskFailedError
+from ..wire import (
+    PROTOCOL_VERSION,
+    CancelTasks,
+    Drain,
+    FramedStream,
+    Goodbye,
+    Heartbeat,
+    Hello,
+    QueryStatus,
+    QuitAcknowledged,
+    QuitWorkers,
+    Refused,
+    RunTasks,
+    StatusReport,
+    TasksFinished,
+    TaskSpec,
+    TasksStarted,
+    Welcome,
+    authenticate_as_dispatcher,
+    decode,
+    dumps_payload,
+    encode,
+    loads_payload,
+    unpack_exception,
+)
+from ._dispatcher import Dispatcher
+from ._status import status_report
+from ._task import Task
+
+__all__ = ["RemoteLink", "ServerConfig", "serve_workers"]
+
+log = logging.getLogger("grainlike.dispatcher")
+
+
+@attrs.frozen
+class ServerConfig:
+    """Network settings: heartbeats, the handshake deadline and the frame limit."""
+
+    heartbeat_interval: float = 1.0
+    heartbeat_timeout: float = 10.0
+    handshake_timeout: float = 10.0
+    max_frame: int = 64 * 2**20
+
+
+class _FunctionCache:
+    """Pickles each function once: tasks of the same function share its bytes."""
+
+    def __init__(self) -> None:
+        self._bytes: dict[int, tuple[Any, bytes]] = {}
+
+    def dumps(self, fn: Any) -> bytes:
+        cached = self._bytes.get(id(fn))
+        if cached is not None and cached[0] is fn:
+            return cached[1]
+        data = dumps_payload(fn)
+        self._bytes[id(fn)] = (fn, data)
+        return data
+
+
+@attrs.define(eq=False)
+class RemoteLink:
+    """The dispatcher's link to one remote worker: queues messages, a sender task batches them."""
+
+    worker_id: str
+    functions: _FunctionCache
+    _outbox: list[Any] = attrs.field(factory=list)
+    _wake: trio.Event = attrs.field(factory=trio.Event)
+
+    def run_tasks(self, tasks: list[Task]) -> None:
+        specs = []
+        dumps = self.functions.dumps
+        for task in tasks:
+            fn, args, kwargs, is_async = task.work
+            payload = dumps_payload((dumps(fn), args, kwargs, is_async))
+            assert task.allocation is not None
+            specs.append(TaskSpec(task.id, payload, task.allocation, task.hard_limit, task.attempt))
+        self._post(RunTasks(tuple(specs)))
+
+    def cancel_task(self, task_id: int) -> None:
+        self._post(CancelTasks((task_id,)))
+
+    def drain(self, reason: str) -> None:
+        self._post(Drain(reason))
+
+    def _post(self, message: Any) -> None:
+        self._outbox.append(message)
+        self._wake.set()
+
+    async def send_loop(self, framed: FramedStream, heartbeat_interval: float) -> None:
+        """Send queued messages, many per write, and a heartbeat when idle."""
+        while True:
+            with trio.move_on_after(heartbeat_interval):
+                await self._wake.wait()
+            self._wake = trio.Event()
+            messages, self._outbox = self._outbox, []
+            if not messages:
+                messages = [Heartbeat(time.time())]
+            await framed.send_many([encode(m) for m in _merge(messages)])
+
+
+def _merge(messages: list[Any]) -> list[Any]:
+    """Fold consecutive RunTasks into one (one frame for many tasks)."""
+    merged: list[Any] = []
+    for message in messages:
+        if merged and isinstance(message, RunTasks) and isinstance(merged[-1], RunTasks):
+            merged[-1] = RunTasks(merged[-1].tasks + message.tasks)
+        else:
+            merged.append(message)
+    return merged
+
+
+async def serve_workers(
+    dispatcher: Dispatcher,
+    listen: str,
+    key: bytes,
+    tls: ssl.SSLContext | None = None,
+    config: ServerConfig | None = None,
+    *,
+    task_status: trio.TaskStatus[tuple[str, int]] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Accept workers and clients on ``listen`` (``HOST:PORT``; port 0 picks a free one).
+
+    Reports the bound (host, port) through ``task_status``.
+    """
+    host, _, port = listen.rpartition(":")
+    settings = config or ServerConfig()
+    functions = _FunctionCache()
+    listeners = await trio.open_tcp_listeners(int(port), host=host or None)
+    if tls is not None:
+        listeners = [trio.SSLListener(listener, tls) for listener in listeners]  # type: ignore[misc]
+    address = listeners[0].socket.getsockname() if tls is None else listeners[0].transport_listener.socket.getsockname()  # type: ignore[attr-defined]
+    async with trio.open_nursery() as nursery:
+        task_status.started((address[0], address[1]))
+
+        async def handle(stream: trio.abc.Stream) -> None:
+            await _handle_connection(dispatcher, stream, key, settings, functions)
+
+        await nursery.start(trio.serve_listeners, handle, listeners)
+        await trio.sleep_forever()
+
+
+async def _handle_connection(
+    dispatcher: Dispatcher,
+    stream: trio.abc.Stream,
+    key: bytes,
+    settings: ServerConfig,
+    functions: _FunctionCache,
+) -> None:
+    peer = _peer_name(stream)
+    framed = FramedStream(stream, max_frame=settings.max_frame)
+    async with framed:
+        try:
+            with trio.fail_after(settings.handshake_timeout):
+                await authenticate_as_dispatcher(framed, key)
+                first = decode(await framed.receive())
+        except (AuthenticationError, ProtocolError, trio.TooSlowError, trio.EndOfChannel) as error:
+            log.warning("refused connection from %s: %s", peer, error)
+            return
+        except (trio.BrokenResourceError, trio.ClosedResourceError) as error:
+            log.warning("connection from %s broke during the handshake: %s", peer, error)
+            return
+        if isinstance(first, Hello):
+            await _serve_worker(dispatcher, framed, first, settings, functions, peer)
+        elif isinstance(first, QueryStatus):
+            report = status_report(dispatcher)
+            await framed.send(encode(StatusReport(report.text, report.data)))
+        elif isinstance(first, QuitWorkers):
+            matched = dispatcher.drain_workers(first.pattern)
+            await framed.send(encode(QuitAcknowledged(tuple(matched))))
+        else:
+            log.warning("closed connection from %s: unexpected first message %r", peer, first)
+
+
+async def _serve_worker(
+    dispatcher: Dispatcher,
+    framed: FramedStream,
+    hello: Hello,
+    settings: ServerConfig,
+    functions: _FunctionCache,
+    peer: str,
+) -> None:
+    if hello.protocol != PROTOCOL_VERSION:
+        await framed.send(encode(Refused(f"protocol {hello.protocol} is not {PROTOCOL_VERSION}")))
+        return
+    worker_id = dispatcher.unique_worker_id(hello.name or hello.host)
+    link = RemoteLink(worker_id, functions)
+    await framed.send(encode(Welcome(worker_id, settings.heartbeat_interval)))
+    dispatcher.add_worker(worker_id, hello.capacity, link)
+    log.info("worker %s joined from %s with %s", worker_id, peer, hello.capacity)
+    reason = "connection closed"
+    lost = True
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(link.send_loop, framed, settings.heartbeat_interval)
+            while True:
+                with trio.move_on_after(settings.heartbeat_timeout) as timer:
+                    data = await framed.receive()
+                if timer.cancelled_caught:
+                    reason = f"no heartbeat for {settings.heartbeat_timeout:g}s"
+                    break
+                message = decode(data)
+                if isinstance(message, TasksFinished):
+                    _finished(dispatcher, worker_id, message)
+                elif isinstance(message, TasksStarted):
+                    for task_id in message.task_ids:
+                        task = dispatcher.task(task_id)
+                        if task is not None:
+                            dispatcher.task_started(worker_id, task_id, task.attempt)
+                elif isinstance(message, Drain):
+                    dispatcher.stop_placing(worker_id, message.reason)
+                elif isinstance(message, Goodbye):
+                    reason, lost = message.reason, dispatcher.has_running(worker_id)
+                    break
+            nursery.cancel_scope.cancel()
+    except trio.EndOfChannel:
+        reason = "the worker closed its connection"
+    except ProtocolError as error:
+        reason = f"protocol error: {error}"
+        log.warning("worker %s (%s): %s", worker_id, peer, error)
+    except (trio.BrokenResourceError, trio.ClosedResourceError) as error:
+        reason = f"connection broke: {error}"
+    finally:
+        dispatcher.remove_worker(worker_id, reason, lost=lost)
+        log.info("worker %s left: %s", worker_id, reason)
+
+
+def _finished(dispatcher: Dispatcher, worker_id: str, message: TasksFinished) -> None:
+    for item in message.outcomes:
+        result: outcome.Outcome[Any]
+        try:
+            if item.ok:
+                result = outcome.Value(loads_payload(item.payload))
+            else:
+                result = outcome.Error(unpack_exception(item.payload))
+        except Exception as error:  # a result this process cannot unpickle
+            result = outcome.Error(
+                TaskFailedError(f"task {item.task_id}: its result could not be unpickled: {error}")
+            )
+        duration = max(0.0, item.finished - item.started)
+        dispatcher.task_done(worker_id, item.task_id, item.attempt, result, duration)
+
+
+def _peer_name(stream: trio.abc.Stream) -> str:
+    try:
+        socket_stream = stream if isinstance(stream, trio.SocketStream) else stream.transport_stream  # type: ignore[attr-defined]
+        host, port = socket_stream.socket.getpeername()[:2]
+        return f"{host}:{port}"
+    except Exception:
+        return "unknown peer"
+
+

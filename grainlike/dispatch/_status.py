@@ -1,0 +1,59 @@
+"""What ``grainlike status`` shows: workers with free/total per kind, tasks, and why tasks wait."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+
+from ._dispatcher import Dispatcher
+
+__all__ = ["StatusSnapshot", "status_report"]
+
+
+@attrs.frozen
+class StatusSnapshot:
+    """The dispatcher's state for people (``text``) and tools (``data``, JSON-ready)."""
+
+    text: str
+    data: dict[str, Any]
+
+
+def _amount(value: float) -> str:
+    return "inf" if value == float("inf") else f"{value:g}"
+
+
+def status_report(dispatcher: Dispatcher, pending_limit: int = 5) -> StatusSnapshot:
+    """Snapshot the dispatcher: workers, queued/running counts, the oldest pending tasks."""
+    workers = []
+    lines = []
+    for worker in dispatcher.worker_states():
+        stat = worker.capacity.stat()
+        workers.append(
+            {
+                "id": worker.id,
+                "accepting": worker.accepting,
+                "running": len(worker.running),
+                "resources": {label: list(pair) for label, pair in stat.items()},
+            }
+        )
+        kinds = "  ".join(f"{label} {_amount(free)}/{_amount(total)}" for label, (free, total) in stat.items())
+        state = "" if worker.accepting else "  (draining)"
+        lines.append(f"  {worker.id}: {len(worker.running)} running  {kinds}{state}")
+    pending = [
+        {"task_id": task.id, "name": task.name, "request": str(task.request), "why": dispatcher.explain(task)}
+        for task in dispatcher.pending(pending_limit)
+    ]
+    queued, running = dispatcher.queued(), dispatcher.running()
+    text = [f"workers: {len(workers)}", *lines, f"tasks: {queued} queued, {running} running, {dispatcher.completed} done"]
+    if pending:
+        text.append("oldest pending:")
+        text.extend(f"  {item['why']}" for item in pending)
+    data = {
+        "workers": workers,
+        "queued": queued,
+        "running": running,
+        "done": dispatcher.completed,
+        "pending": pending,
+    }
+    return StatusSnapshot("\n".join(text), data)

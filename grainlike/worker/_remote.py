@@ -1,0 +1,273 @@
+"""The remote worker: connects to a dispatcher, authenticates, and runs what it is sent."""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import socket
+import ssl
+import time
+from typing import Any
+
+import attrs
+import outcome
+import trio
+
+from .._exceptions import GrainlikeError, TaskFailedError
+from ..resource import Resources, WTime
+from ..wire import (
+    PROTOCOL_VERSION,
+    CancelTasks,
+    Drain,
+    FramedStream,
+    Goodbye,
+    Heartbeat,
+    Hello,
+    Refused,
+    RunTasks,
+    TaskOutcome,
+    TasksFinished,
+    TasksStarted,
+    Welcome,
+    authenticate_as_worker,
+    decode,
+    dumps_payload,
+    encode,
+    loads_payload,
+    pack_exception,
+)
+from ._local import LocalWorker
+
+__all__ = ["WorkerOptions", "serve_worker"]
+
+log = logging.getLogger("grainlike.worker")
+
+
+@attrs.frozen
+class WorkerOptions:
+    """How a remote worker behaves.
+
+    ``drain_margin``: with a finite walltime, stop taking tasks this many seconds before the end
+    and leave once the running ones finish; ``exit_margin``: leave regardless this many seconds
+    before the end (the dispatcher re-runs what was still running elsewhere).
+    """
+
+    name: str = ""
+    connect_timeout: float = 60.0
+    heartbeat_timeout: float = 10.0
+    drain_margin: float = 60.0
+    exit_margin: float = 10.0
+    enforce_memory: bool = False
+    max_frame: int = 64 * 2**20
+
+
+@attrs.frozen
+class _Received:
+    id: int
+    attempt: int
+    work: Any
+    allocation: Resources
+    hard_limit: float | None
+
+
+class _FunctionCache:
+    """Unpickles each distinct function once."""
+
+    def __init__(self) -> None:
+        self._functions: dict[bytes, Any] = {}
+
+    def loads(self, data: bytes) -> Any:
+        fn = self._functions.get(data)
+        if fn is None:
+            fn = self._functions[data] = loads_payload(data)
+        return fn
+
+
+@attrs.define(eq=False)
+class _Outbox:
+    """The reporter of a remote worker: batches what the worker says to the dispatcher."""
+
+    started: list[int] = attrs.field(factory=list)
+    finished: list[TaskOutcome] = attrs.field(factory=list)
+    start_times: dict[int, float] = attrs.field(factory=dict)
+    goodbye: str | None = None
+    _wake: trio.Event = attrs.field(factory=trio.Event)
+
+    def task_started(self, worker_id: str, task_id: int, attempt: int) -> None:
+        self.started.append(task_id)
+        self.start_times[task_id] = time.time()
+        self._wake.set()
+
+    def task_done(
+        self, worker_id: str, task_id: int, attempt: int, result: outcome.Outcome[Any], duration: float
+    ) -> None:
+        finished = time.time()
+        started = self.start_times.pop(task_id, finished - duration)
+        self.finished.append(TaskOutcome(task_id, attempt, *_pack(result), started, finished))
+        self._wake.set()
+
+    def fail(self, task_id: int, attempt: int, error: BaseException) -> None:
+        now = time.time()
+        self.finished.append(TaskOutcome(task_id, attempt, False, pack_exception(error), now, now))
+        self._wake.set()
+
+    def remove_worker(self, worker_id: str, reason: str, *, lost: bool = True) -> None:
+        self.goodbye = reason
+        self._wake.set()
+
+    def post(self) -> None:
+        self._wake.set()
+
+    async def send_loop(self, framed: FramedStream, heartbeat_interval: float, extra: list[Any]) -> None:
+        """Send started/finished batches as they come, a heartbeat when idle, Goodbye last."""
+        while True:
+            with trio.move_on_after(heartbeat_interval):
+                await self._wake.wait()
+            self._wake = trio.Event()
+            messages: list[Any] = [*extra]
+            extra.clear()
+            if self.started:
+                messages.append(TasksStarted(tuple(self.started), time.time()))
+                self.started = []
+            if self.finished:
+                messages.append(TasksFinished(tuple(self.finished)))
+                self.finished = []
+            if self.goodbye is not None:
+                messages.append(Goodbye(self.goodbye))
+            if not messages:
+                messages.append(Heartbeat(time.time()))
+            await framed.send_many([encode(m) for m in messages])
+            if self.goodbye is not None:
+                return
+
+
+def _pack(result: outcome.Outcome[Any]) -> tuple[bool, bytes]:
+    if isinstance(result, outcome.Value):
+        try:
+            return True, dumps_payload(result.value)
+        except Exception as error:
+            failure = TaskFailedError(
+                f"the task's result of type {type(result.value).__name__} cannot be pickled: {error}"
+            )
+            return False, pack_exception(failure)
+    return False, pack_exception(result.error)
+
+
+async def _connect(host: str, port: int, timeout: float) -> trio.SocketStream:
+    deadline = trio.current_time() + timeout
+    delay = 0.1
+    while True:
+        try:
+            return await trio.open_tcp_stream(host, port)
+        except OSError as error:
+            if trio.current_time() + delay > deadline:
+                raise GrainlikeError(
+                    f"cannot connect to the dispatcher at {host}:{port} within {timeout:g}s: {error}"
+                ) from None
+            await trio.sleep(delay)
+            delay = min(delay * 2, 2.0)
+
+
+async def serve_worker(
+    address: str,
+    key: bytes,
+    capacity: Resources,
+    options: WorkerOptions | None = None,
+    tls: ssl.SSLContext | None = None,
+) -> str:
+    """Join the dispatcher at ``address`` (``HOST:PORT``) and run tasks until told to leave.
+
+    Returns why the worker stopped.  Raises ``AuthenticationError`` when the keys differ,
+    ``GrainlikeError`` when the dispatcher cannot be reached or refuses the worker.
+    """
+    settings = options or WorkerOptions()
+    host, _, port = address.rpartition(":")
+    stream: trio.abc.Stream = await _connect(host or "127.0.0.1", int(port), settings.connect_timeout)
+    if tls is not None:
+        stream = trio.SSLStream(stream, tls, server_hostname=host or "127.0.0.1")
+    framed = FramedStream(stream, max_frame=settings.max_frame)
+    async with framed:
+        await authenticate_as_worker(framed, key)
+        name = settings.name or socket.gethostname()
+        await framed.send(encode(Hello(PROTOCOL_VERSION, name, socket.gethostname(), os.getpid(), capacity)))
+        reply = decode(await framed.receive())
+        if isinstance(reply, Refused):
+            raise GrainlikeError(f"the dispatcher at {address} refused this worker: {reply.reason}")
+        if not isinstance(reply, Welcome):
+            raise GrainlikeError(f"the dispatcher at {address} answered {type(reply).__name__}")
+        log.info("joined %s as %s with %s", address, reply.worker_id, capacity)
+        return await _work(framed, reply, capacity, settings)
+
+
+async def _work(framed: FramedStream, welcome: Welcome, capacity: Resources, settings: WorkerOptions) -> str:
+    outbox = _Outbox()
+    runner = LocalWorker(welcome.worker_id, outbox, settings.enforce_memory)
+    functions = _FunctionCache()
+    extra: list[Any] = []
+    reason = "the dispatcher closed the connection"
+    async with trio.open_nursery() as nursery:
+        await nursery.start(runner.serve)
+
+        async def send_then_stop() -> None:
+            await outbox.send_loop(framed, welcome.heartbeat_interval, extra)
+            nursery.cancel_scope.cancel()
+
+        nursery.start_soon(send_then_stop)
+        walltime = capacity.get(WTime)
+        if walltime is not None and math.isfinite(walltime.remaining()):
+            nursery.start_soon(_watch_walltime, walltime, runner, outbox, extra, settings)
+        try:
+            while True:
+                with trio.move_on_after(settings.heartbeat_timeout) as timer:
+                    data = await framed.receive()
+                if timer.cancelled_caught:
+                    reason = f"no word from the dispatcher for {settings.heartbeat_timeout:g}s"
+                    break
+                message = decode(data)
+                if isinstance(message, RunTasks):
+                    runner.run_tasks(_unpack_tasks(message, functions, outbox))
+                elif isinstance(message, CancelTasks):
+                    for task_id in message.task_ids:
+                        runner.cancel_task(task_id)
+                elif isinstance(message, Drain):
+                    reason = f"drained: {message.reason}"
+                    runner.drain(message.reason)
+                elif isinstance(message, Goodbye):
+                    reason = f"the dispatcher said goodbye: {message.reason}"
+                    break
+        except trio.EndOfChannel:
+            pass
+        nursery.cancel_scope.cancel()
+    return outbox.goodbye and f"left: {outbox.goodbye}" or reason
+
+
+def _unpack_tasks(message: RunTasks, functions: _FunctionCache, outbox: _Outbox) -> list[_Received]:
+    received = []
+    for spec in message.tasks:
+        try:
+            fn_bytes, args, kwargs, is_async = loads_payload(spec.payload)  # type: ignore[misc]
+            fn = functions.loads(fn_bytes)
+        except Exception as error:
+            outbox.fail(
+                spec.task_id,
+                spec.attempt,
+                TaskFailedError(f"task {spec.task_id} could not be unpickled on this worker: {error}"),
+            )
+            continue
+        received.append(_Received(spec.task_id, spec.attempt, (fn, args, kwargs, is_async), spec.allocation, spec.hard_limit))
+    return received
+
+
+async def _watch_walltime(
+    walltime: WTime, runner: LocalWorker, outbox: _Outbox, extra: list[Any], settings: WorkerOptions
+) -> None:
+    remaining = walltime.remaining()
+    drain_at = max(0.0, remaining - settings.drain_margin)
+    await trio.sleep(drain_at)
+    extra.append(Drain("walltime ends"))
+    outbox.post()
+    log.info("walltime ends in %.0fs: draining", walltime.remaining())
+    runner.drain("walltime ends")
+    await trio.sleep(max(0.0, walltime.remaining() - settings.exit_margin))
+    outbox.remove_worker("", "walltime exhausted")
