@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 
 import attrs
 
-from ..resource import Cores, Resources
+from ..resource import Cores, Resources, WTime
 from ._queue import Shape, TaskQueue
 from ._task import Task
 
@@ -54,37 +54,68 @@ class Placement:
     pool_allocation: Resources | None
 
 
-class WorkerIndex:
-    """Workers bucketed by free core count, so best fit does not scan every worker."""
+class _CapacityClass:
+    """Workers whose total capacity is the same: one eligibility check serves them all."""
 
-    __slots__ = ("_buckets", "_workers")
+    __slots__ = ("buckets", "eligible", "total")
+
+    def __init__(self, total: Resources) -> None:
+        self.total = total
+        self.buckets: dict[int, dict[WorkerState, None]] = {}
+        self.eligible: dict[int, tuple[Resources, bool]] = {}
+
+    def can_ever_fit(self, request: Resources) -> bool:
+        cached = self.eligible.get(id(request))
+        if cached is not None and cached[0] is request:
+            return cached[1]
+        static = Resources(*(kind for kind in request.parts() if not isinstance(kind, WTime)))
+        fits = not self.total.shortfall(static, total=True)
+        if len(self.eligible) > 4096:  # requests of shapes long gone
+            self.eligible.clear()
+        self.eligible[id(request)] = (request, fits)
+        return fits
+
+
+class WorkerIndex:
+    """Workers grouped by total capacity, then bucketed by free core count, so best fit skips
+    workers that could never fit a request and visits the rest from the fullest up."""
+
+    __slots__ = ("_classes", "_workers")
 
     def __init__(self) -> None:
-        self._workers: dict[str, WorkerState] = {}
-        self._buckets: dict[int, dict[WorkerState, None]] = {}
+        self._workers: dict[str, tuple[WorkerState, _CapacityClass]] = {}
+        self._classes: dict[str, _CapacityClass] = {}
 
     def __len__(self) -> int:
         return len(self._workers)
 
     def __iter__(self) -> Iterator[WorkerState]:
-        return iter(self._workers.values())
+        return (worker for worker, _ in self._workers.values())
 
     def get(self, worker_id: str) -> WorkerState | None:
         """The worker with this id, if connected."""
-        return self._workers.get(worker_id)
+        entry = self._workers.get(worker_id)
+        return entry[0] if entry is not None else None
 
     def add(self, worker: WorkerState) -> None:
-        """Index a new worker."""
-        self._workers[worker.id] = worker
-        self._buckets.setdefault(worker.free_cores, {})[worker] = None
+        """Index a new worker (its capacity must be fresh: nothing allocated yet)."""
+        # Walltime differs from worker to worker and changes by the second: it is checked per
+        # worker, never per class.
+        static = Resources(*(kind for kind in worker.capacity.parts() if not isinstance(kind, WTime)))
+        signature = str(static)
+        group = self._classes.get(signature)
+        if group is None:
+            group = self._classes[signature] = _CapacityClass(static)
+        self._workers[worker.id] = (worker, group)
+        group.buckets.setdefault(worker.free_cores, {})[worker] = None
 
     def remove(self, worker: WorkerState) -> None:
         """Forget a worker."""
-        del self._workers[worker.id]
-        bucket = self._buckets[worker.free_cores]
+        _, group = self._workers.pop(worker.id)
+        bucket = group.buckets[worker.free_cores]
         del bucket[worker]
         if not bucket:
-            del self._buckets[worker.free_cores]
+            del group.buckets[worker.free_cores]
 
     def allocate(self, worker: WorkerState, request: Resources) -> Resources:
         """Allocate on ``worker`` and keep the index current."""
@@ -102,35 +133,56 @@ class WorkerIndex:
             self._move(worker, worker.free_cores + cores.N)
 
     def _move(self, worker: WorkerState, free: int) -> None:
-        bucket = self._buckets[worker.free_cores]
+        buckets = self._workers[worker.id][1].buckets
+        bucket = buckets[worker.free_cores]
         del bucket[worker]
         if not bucket:
-            del self._buckets[worker.free_cores]
+            del buckets[worker.free_cores]
         worker.free_cores = free
-        self._buckets.setdefault(free, {})[worker] = None
+        buckets.setdefault(free, {})[worker] = None
 
     def best_fit(
-        self, request: Resources, allowed: Callable[[WorkerState], bool] | None = None
+        self,
+        request: Resources,
+        allowed: Callable[[WorkerState], bool] | None = None,
+        blocked: set[WorkerState] | None = None,
     ) -> WorkerState | None:
         """The accepting worker that fits ``request`` now with the fewest free cores left over.
 
         Ties go to the worker that has been in its bucket longest, so the choice is
-        deterministic for the same history.
+        deterministic for the same history.  Workers found not to fit are added to
+        ``blocked`` and skipped on later calls (within one placement pass capacities only
+        shrink, so they cannot start to fit).
         """
         cores = request.get(Cores)
         need = cores.N if cores is not None else 0
-        buckets = self._buckets
-        for free in sorted(k for k in buckets if k >= need):
-            for worker in buckets[free]:
-                if not worker.accepting or (allowed is not None and not allowed(worker)):
-                    continue
-                if worker.capacity.request(request):
-                    return worker
-        return None
+        best: WorkerState | None = None
+        for group in self._classes.values():
+            if not group.buckets or not group.can_ever_fit(request):
+                continue
+            buckets = group.buckets
+            for free in sorted(k for k in buckets if k >= need):
+                if best is not None and free >= best.free_cores:
+                    break
+                found = None
+                for worker in buckets[free]:
+                    if blocked is not None and worker in blocked:
+                        continue
+                    if not worker.accepting or (allowed is not None and not allowed(worker)):
+                        continue
+                    if worker.capacity.request(request):
+                        found = worker
+                        break
+                    if blocked is not None:
+                        blocked.add(worker)
+                if found is not None:
+                    best = found
+                    break
+        return best
 
     def ever_fits(self, request: Resources) -> bool:
         """Whether any connected worker's total capacity could satisfy ``request``."""
-        return any(not w.capacity.shortfall(request, total=True) for w in self._workers.values())
+        return any(g.buckets and g.can_ever_fit(request) for g in self._classes.values())
 
 
 def estimated_free_at(worker: WorkerState) -> float:
@@ -169,6 +221,7 @@ def plan(
     for shape in queue.shapes() if shapes is None else shapes:
         request = shape.effective
         assert request is not None
+        blocked: set[WorkerState] = set()
         head = shape.head()
         while head is not None:
             if reservation is not None and reservation.task is head:
@@ -180,7 +233,7 @@ def plan(
             pool_part = shape.pool_part
             if pool_part is not None and (pools is None or not pools.request(pool_part)):
                 break
-            worker = workers.best_fit(request, allowed)
+            worker = workers.best_fit(request, allowed, blocked)
             if worker is None:
                 if (
                     reservation is None
