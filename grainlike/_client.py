@@ -1,4 +1,4 @@
-"""Short-lived authenticated clients of a dispatcher: ``grainlike status`` and ``grainlike quit``."""
+"""Short-lived authenticated clients of a dispatcher: ``grainlike status`` and ``quit``."""
 
 from __future__ import annotations
 

@@ -30,7 +30,10 @@ class EventLog:
     path: Path
 
     async def serve(
-        self, dispatcher: Dispatcher, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+        self,
+        dispatcher: Dispatcher,
+        *,
+        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
     ) -> None:
         """Subscribe and write until cancelled; whatever is pending is written on the way out."""
         send, receive = trio.open_memory_channel[Event](math.inf)
@@ -64,7 +67,10 @@ class ProgressBar:
     """
 
     async def serve(
-        self, dispatcher: Dispatcher, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+        self,
+        dispatcher: Dispatcher,
+        *,
+        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
     ) -> None:
         """Redraw until cancelled (or just wait, when stderr is not a terminal)."""
         from rich.console import Console

@@ -23,8 +23,8 @@ from .dispatch import (
     ServerConfig,
     TaskHandle,
     serve_workers,
+    wait_all,
 )
-from .dispatch import wait_all
 from .resource import Kind, Resources, ResourceSpec, as_resources, parse_resources
 from .worker._local import LocalWorker
 
@@ -44,7 +44,8 @@ class Session:
 
     dispatcher: Dispatcher
     local_worker: LocalWorker | None = None
-    address: tuple[str, int] | None = None
+    #: ``HOST:PORT`` where remote workers connect, when the session listens.
+    address: str | None = None
 
 
 def current_session() -> Session:
@@ -111,7 +112,9 @@ async def open_session(
         unsatisfiable_grace=grace,
         pools=parse_resources(pools, capacity=True) if pools is not None else None,
     )
-    server = ServerConfig(heartbeat_interval=heartbeat_interval, heartbeat_timeout=heartbeat_timeout)
+    server = ServerConfig(
+        heartbeat_interval=heartbeat_interval, heartbeat_timeout=heartbeat_timeout
+    )
     learned = LearnedLimits.open(stats, learning)
     dispatcher = Dispatcher(config, learned)
     session = Session(dispatcher)
@@ -123,9 +126,10 @@ async def open_session(
             for observer in observers:
                 await nursery.start(observer.serve, dispatcher)
             if listen is not None:
-                session.address = await nursery.start(
+                host, port = await nursery.start(
                     serve_workers, dispatcher, listen, key or default_key(), tls, server
                 )
+                session.address = f"{host}:{port}"
             if local:
                 capacity = _local_capacity(resources)
                 worker_id = dispatcher.unique_worker_id(name or f"local-{socket.gethostname()}")

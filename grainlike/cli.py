@@ -100,10 +100,18 @@ def _cmd_worker(args: argparse.Namespace) -> int:
         name=args.name or "",
         connect_timeout=args.connect_timeout,
         enforce_memory=args.enforce_memory,
+        drain_margin=args.drain_margin,
+        exit_margin=args.exit_margin,
     )
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    reason = trio.run(serve_worker, args.dispatcher, _key(args.key_file), capacity, options,
-                      _tls_client(args.tls_ca))
+    reason = trio.run(
+        serve_worker,
+        args.dispatcher,
+        _key(args.key_file),
+        capacity,
+        options,
+        _tls_client(args.tls_ca),
+    )
     print(f"grainlike worker: {reason}", file=sys.stderr)
     return 0
 
@@ -123,10 +131,70 @@ def _cmd_quit(args: argparse.Namespace) -> int:
 
     from ._client import quit_workers
 
-    matched = trio.run(quit_workers, args.connect, _key(args.key_file), args.pattern,
-                       _tls_client(args.tls_ca))
+    matched = trio.run(
+        quit_workers, args.connect, _key(args.key_file), args.pattern, _tls_client(args.tls_ca)
+    )
     print("draining: " + (", ".join(matched) if matched else f"no worker matches {args.pattern!r}"))
     return 0 if matched else 1
+
+
+def _profile(args: argparse.Namespace) -> Any:
+    import attrs
+
+    from .batch import Profile, load_profile
+
+    profile = load_profile(args.profile) if args.profile else Profile()
+    system = "pbs" if args.pbs else "slurm"
+    return attrs.evolve(profile, system=system) if profile.system != system else profile
+
+
+def _key_file(key_file: str | None) -> Path:
+    from ._session import DEFAULT_KEY_FILE, default_key
+
+    if key_file is not None:
+        return Path(key_file)
+    default_key()  # creates the local key file (mode 0600) on first use
+    return DEFAULT_KEY_FILE
+
+
+def _cmd_up(args: argparse.Namespace) -> int:
+    from ._scale import autoscale, start_jobs
+    from .batch import render_script
+
+    profile = _profile(args)
+    key_file = _key_file(args.key_file)
+    if args.dry:
+        print(render_script(profile, dispatcher=args.dispatcher, key_file=str(key_file)), end="")
+        return 0
+    if args.max is not None:
+        import trio
+
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+        minimum = args.min if args.min is not None else 0
+        trio.run(
+            lambda: autoscale(
+                profile,
+                args.dispatcher,
+                _key(str(key_file)),
+                key_file,
+                minimum,
+                args.max,
+                period=args.period,
+            )
+        )
+        return 0
+    for job_id in start_jobs(profile, args.dispatcher, key_file, args.n):
+        print(job_id)
+    return 0
+
+
+def _cmd_down(args: argparse.Namespace) -> int:
+    from ._scale import stop_jobs
+
+    key = None if args.no_drain else _key(args.key_file)
+    cancelled = stop_jobs(args.dispatcher, key, drain_timeout=args.drain_timeout)
+    print("cancelled: " + (", ".join(cancelled) if cancelled else "no recorded worker jobs"))
+    return 0
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -148,7 +216,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--no-local", action="store_true", help="run no embedded worker")
     run.add_argument("--pool", action="append", metavar="NAME:N", help="a cluster-wide counter")
     run.add_argument("--max-retries", type=int, default=3, help="retries after lost workers")
-    run.add_argument("--grace", type=float, default=60.0, help="seconds before an unsatisfiable request fails")
+    run.add_argument(
+        "--grace", type=float, default=60.0, help="seconds before an unsatisfiable request fails"
+    )
     run.add_argument("--events", metavar="FILE", help="write every event as a JSON line here")
     run.add_argument("--stats", metavar="FILE", help="learned time limits file")
     run.add_argument("--key-file", help="shared key file for remote workers")
@@ -160,20 +230,67 @@ def _parser() -> argparse.ArgumentParser:
 
     worker = commands.add_parser("worker", help="join a dispatcher and run its tasks")
     worker.add_argument("dispatcher", metavar="HOST:PORT", help="where the dispatcher listens")
-    worker.add_argument("--resources", help="override detection per kind, e.g. cores:4,token:bigmem")
+    worker.add_argument(
+        "--resources", help="override detection per kind, e.g. cores:4,token:bigmem"
+    )
     worker.add_argument("--name", help="the worker's id (made unique by the dispatcher)")
-    worker.add_argument("--key-file", help="shared key file (else GRAINLIKE_KEY, else the local key)")
+    worker.add_argument(
+        "--key-file", help="shared key file (else GRAINLIKE_KEY, else the local key)"
+    )
     worker.add_argument("--walltime", help="remaining walltime, e.g. 2h (else from the batch job)")
-    worker.add_argument("--connect-timeout", type=float, default=60.0, help="seconds to keep trying")
+    worker.add_argument(
+        "--connect-timeout", type=float, default=60.0, help="seconds to keep trying"
+    )
     worker.add_argument("--enforce-memory", action="store_true", help="kill processes over Memory")
-    worker.add_argument("--tls-ca", help="verify the dispatcher's TLS certificate with this CA file")
+    worker.add_argument(
+        "--drain-margin",
+        type=float,
+        default=60.0,
+        help="stop taking tasks this many seconds before the walltime ends",
+    )
+    worker.add_argument(
+        "--exit-margin",
+        type=float,
+        default=10.0,
+        help="leave this many seconds before the walltime ends, whatever runs",
+    )
+    worker.add_argument(
+        "--tls-ca", help="verify the dispatcher's TLS certificate with this CA file"
+    )
     worker.set_defaults(handler=_cmd_worker)
 
-    for command, text in (("status", "show workers, tasks and why tasks wait"),
-                          ("quit", "drain workers whose id matches PATTERN")):
+    up = commands.add_parser("up", help="start workers as batch jobs (Slurm or PBS)")
+    system = up.add_mutually_exclusive_group(required=True)
+    system.add_argument("--slurm", action="store_true", help="submit with sbatch")
+    system.add_argument("--pbs", action="store_true", help="submit with qsub")
+    up.add_argument("-n", type=int, default=1, help="how many worker jobs to submit")
+    up.add_argument("--min", type=int, help="autoscale: keep at least this many while work fits")
+    up.add_argument("--max", type=int, help="autoscale: at most this many worker jobs")
+    up.add_argument("--period", type=float, default=10.0, help="autoscale: seconds between looks")
+    up.add_argument("--profile", help="a TOML site profile (see docs/cluster.md)")
+    up.add_argument(
+        "--dispatcher", required=True, metavar="HOST:PORT", help="where workers connect"
+    )
+    up.add_argument("--key-file", help="shared key file the jobs read (mode 0600)")
+    up.add_argument("--dry", action="store_true", help="print the batch script, submit nothing")
+    up.set_defaults(handler=_cmd_up)
+
+    down = commands.add_parser("down", help="drain and cancel the worker jobs `up` started")
+    down.add_argument("--dispatcher", required=True, metavar="HOST:PORT", help="their dispatcher")
+    down.add_argument("--key-file", help="shared key file")
+    down.add_argument("--no-drain", action="store_true", help="cancel at once, without draining")
+    down.add_argument("--drain-timeout", type=float, default=30.0, help="seconds to wait for drain")
+    down.set_defaults(handler=_cmd_down)
+
+    for command, text in (
+        ("status", "show workers, tasks and why tasks wait"),
+        ("quit", "drain workers whose id matches PATTERN"),
+    ):
         sub = commands.add_parser(command, help=text)
         if command == "quit":
-            sub.add_argument("pattern", metavar="PATTERN", help="a glob over worker ids, e.g. 'job-*'")
+            sub.add_argument(
+                "pattern", metavar="PATTERN", help="a glob over worker ids, e.g. 'job-*'"
+            )
         sub.add_argument("--connect", required=True, metavar="HOST:PORT", help="the dispatcher")
         sub.add_argument("--key-file", help="shared key file")
         sub.add_argument("--tls-ca", help="verify the dispatcher's TLS certificate with this CA")

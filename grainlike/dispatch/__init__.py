@@ -25,12 +25,12 @@ from ._placement import WorkerState as WorkerState
 from ._placement import plan as plan
 from ._queue import Shape as Shape
 from ._queue import TaskQueue as TaskQueue
-from ._task import Task as Task
-from ._task import TaskHandle as TaskHandle
-from ._task import TaskState as TaskState
-from ._task import wait_all as wait_all
 from ._server import RemoteLink as RemoteLink
 from ._server import ServerConfig as ServerConfig
 from ._server import serve_workers as serve_workers
 from ._status import StatusSnapshot as StatusSnapshot
 from ._status import status_report as status_report
+from ._task import Task as Task
+from ._task import TaskHandle as TaskHandle
+from ._task import TaskState as TaskState
+from ._task import wait_all as wait_all

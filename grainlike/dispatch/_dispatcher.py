@@ -11,7 +11,7 @@ import outcome
 import trio
 
 from .._exceptions import GrainlikeError, UnsatisfiableError, WorkerLostError
-from ..resource import GPU, Cores, Counter, Resources, WTime
+from ..resource import GPU, Cores, Counter, Kind, Resources, WTime
 from ._events import (
     EventBus,
     TaskFailed,
@@ -101,9 +101,7 @@ class Dispatcher:
     ) -> TaskHandle:
         """Queue one task; the returned handle is awaited for its result."""
         self._next_id += 1
-        task = Task(
-            self._next_id, request, work, name, priority, retries, trio.current_time()
-        )
+        task = Task(self._next_id, request, work, name, priority, retries, trio.current_time())
         self._tasks[task.id] = task
         shape = self._queue.push(task)
         if self.events.active:
@@ -120,7 +118,10 @@ class Dispatcher:
             del self._tasks[task.id]
             task.resolve(outcome.Error(CancelledByCaller(f"task {task.id} was cancelled")))
         elif task.state is TaskState.RUNNING:
-            task.result = outcome.Error(CancelledByCaller(f"task {task.id} was cancelled"))
+            # Deliver the result to whoever still awaits the handle (``handle.cancel()`` from
+            # elsewhere); the task stays RUNNING on its worker until the worker reports it done.
+            task.resolve(outcome.Error(CancelledByCaller(f"task {task.id} was cancelled")))
+            task.state = TaskState.RUNNING
             link = self._links.get(task.worker or "")
             if link is not None:
                 link.cancel_task(task.id)
@@ -233,7 +234,12 @@ class Dispatcher:
             self.events.publish(TaskStarted(task_id, worker_id))
 
     def task_done(
-        self, worker_id: str, task_id: int, attempt: int, result: outcome.Outcome[Any], duration: float
+        self,
+        worker_id: str,
+        task_id: int,
+        attempt: int,
+        result: outcome.Outcome[Any],
+        duration: float,
     ) -> None:
         """A worker finished a task (value, exception, or cancelled); frees its resources.
 
@@ -261,6 +267,7 @@ class Dispatcher:
                 self.events.publish(TaskFinished(task_id, worker_id, duration))
             self._finish(task, result)
             return
+        assert isinstance(result, outcome.Error)
         error = result.error
         if self.events.active:
             self.events.publish(TaskFailed(task_id, worker_id, _describe(error), duration))
@@ -294,7 +301,8 @@ class Dispatcher:
         if shape.version == self._shape_version:
             return
         request = shape.request
-        worker_kinds, pool_kinds = [], []
+        worker_kinds: list[Kind] = []
+        pool_kinds: list[Kind] = []
         for part in request.parts():
             (pool_kinds if part.key in self._pool_keys else worker_kinds).append(part)
         worker_part = Resources(*worker_kinds)
@@ -327,17 +335,17 @@ class Dispatcher:
         return bool(shape.ever_fits)
 
     def _fail_unsatisfiable(self, shape: Shape) -> None:
-        assert shape.effective is not None
-        message = self.explain_unfit(shape.effective)
-        short = tuple(
-            sorted(
-                {
-                    label
-                    for worker in self._workers
-                    for label in worker.capacity.shortfall(shape.effective, total=True)
-                }
-            )
-        )
+        effective = shape.effective
+        assert effective is not None
+        pool_part = shape.pool_part
+        message = self.explain_unfit(effective if pool_part is None else effective & pool_part)
+        worker_short = [w.capacity.shortfall(effective, total=True) for w in self._workers]
+        labels: set[str] = set()
+        if () not in worker_short:  # no worker could take even the worker part
+            labels.update(label for short in worker_short for label in short)
+        if pool_part is not None and self._pools is not None:
+            labels.update(self._pools.shortfall(pool_part, total=True))
+        short = tuple(sorted(labels))
         while (task := shape.head()) is not None:
             self._queue.popleft(shape)
             self._finish(task, outcome.Error(UnsatisfiableError(message, short)))
@@ -347,14 +355,20 @@ class Dispatcher:
         if not len(self._workers):
             return f"{request}: no worker is connected"
         lines = [f"{request}: no worker could ever satisfy this request"]
+        # Counters the dispatcher pools are drawn from the pools, not from a worker.
+        worker_part = Resources(*(p for p in request.parts() if p.key not in self._pool_keys))
+        pool_part = Resources(*(p for p in request.parts() if p.key in self._pool_keys))
         for worker in sorted(self._workers, key=lambda w: w.order):
-            short = worker.capacity.shortfall(request, total=True)
+            short = worker.capacity.shortfall(worker_part, total=True)
             totals = ", ".join(
                 f"{label} {total:g}" for label, (_, total) in worker.capacity.stat().items()
             )
-            lines.append(f"  {worker.id}: short of {', '.join(short)} (has {totals})")
+            fits = f"short of {', '.join(short)}" if short else "could fit it"
+            lines.append(f"  {worker.id}: {fits} (has {totals})")
         if self._pools is not None:
-            lines.append(f"  pools: {self._pools}")
+            short = self._pools.shortfall(pool_part, total=True)
+            pools_short = f", short of {', '.join(short)}" if short else ""
+            lines.append(f"  pools: {self._pools}{pools_short}")
         return "\n".join(lines)
 
     def _place(self) -> None:
@@ -479,6 +493,15 @@ class Dispatcher:
             out.append(task)
             if len(out) >= limit:
                 break
+        return out
+
+    def queued_requests(self) -> list[tuple[Resources, int]]:
+        """Each distinct queued request (with learned limits applied) and how many tasks wait."""
+        out = []
+        for shape in self._queue.shapes():
+            self._refresh(shape)
+            count = sum(1 for task in shape.tasks if task.state is TaskState.QUEUED)
+            out.append((shape.effective or shape.request, count))
         return out
 
     def worker_states(self) -> list[WorkerState]:

@@ -64,7 +64,9 @@ class LearnedLimits:
     version: int = 0
 
     @classmethod
-    def open(cls, path: str | os.PathLike[str] | None, rule: LearningRule | None = None) -> LearnedLimits:
+    def open(
+        cls, path: str | os.PathLike[str] | None, rule: LearningRule | None = None
+    ) -> LearnedLimits:
         """Load the statistics file at ``path`` (missing file: nothing learned yet)."""
         limits = cls(rule or LearningRule(), Path(path) if path is not None else None)
         if limits.path is not None and limits.path.exists():
@@ -75,11 +77,13 @@ class LearnedLimits:
                     for name, v in data["groups"].items()
                 }
             except (ValueError, KeyError, TypeError) as error:
-                raise ConfigError(f"{limits.path}: not a grainlike statistics file ({error})") from None
+                raise ConfigError(
+                    f"{limits.path}: not a grainlike statistics file ({error})"
+                ) from None
         return limits
 
     def record(self, group: str, duration: float) -> None:
-        """Count one completed run of ``group`` (runs shorter than the rule's minimum do not count)."""
+        """Count one completed run of ``group`` (runs shorter than the minimum do not count)."""
         if duration < self.rule.min_duration:
             return
         self._groups[group] = self._groups.get(group, GroupStats()).add(duration)

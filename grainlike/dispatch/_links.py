@@ -20,7 +20,7 @@ class WorkerLink(Protocol):
         """Start these tasks; each carries its allocation, hard limit and attempt number."""
 
     def cancel_task(self, task_id: int) -> None:
-        """Cancel a running task; the worker still reports it done (its resources come back then)."""
+        """Cancel a running task; the worker still reports it done (freeing its resources)."""
 
     def drain(self, reason: str) -> None:
         """Finish running tasks, take no new ones, then leave."""

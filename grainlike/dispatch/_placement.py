@@ -13,7 +13,7 @@ import attrs
 
 from ..resource import Cores, Resources, WTime
 from ._queue import Shape, TaskQueue
-from ._task import Task
+from ._task import Task, TaskState
 
 __all__ = ["Placement", "Reservation", "WorkerIndex", "WorkerState", "plan"]
 
@@ -101,7 +101,9 @@ class WorkerIndex:
         """Index a new worker (its capacity must be fresh: nothing allocated yet)."""
         # Walltime differs from worker to worker and changes by the second: it is checked per
         # worker, never per class.
-        static = Resources(*(kind for kind in worker.capacity.parts() if not isinstance(kind, WTime)))
+        static = Resources(
+            *(kind for kind in worker.capacity.parts() if not isinstance(kind, WTime))
+        )
         signature = str(static)
         group = self._classes.get(signature)
         if group is None:
@@ -216,8 +218,10 @@ def plan(
     (the queue's shapes in order) may be passed when the caller already has them.
     """
     placements: list[Placement] = []
-    if reservation is not None and reservation.task.allocation is not None:
-        reservation = None
+    if reservation is not None and (
+        reservation.task.state is not TaskState.QUEUED or reservation.task.allocation is not None
+    ):
+        reservation = None  # its task was placed, or cancelled while it waited
     for shape in queue.shapes() if shapes is None else shapes:
         request = shape.effective
         assert request is not None
@@ -258,12 +262,18 @@ def _backfill_rule(
     ends = now + shape.hard_limit if shape.hard_limit is not None else math.inf
 
     def allowed(worker: WorkerState) -> bool:
-        return worker is not reservation.worker or ends <= reservation.start
+        # When the reserved worker's free time is unknown (start is inf), nothing may backfill
+        # there: a task without a known end could hold it forever.
+        return worker is not reservation.worker or ends <= reservation.start < math.inf
 
     return allowed
 
 
-def _reserve(task: Task, request: Resources, workers: WorkerIndex) -> Reservation:
-    candidates = [w for w in workers if not w.capacity.shortfall(request, total=True)]
+def _reserve(task: Task, request: Resources, workers: WorkerIndex) -> Reservation | None:
+    candidates = [
+        w for w in workers if w.accepting and not w.capacity.shortfall(request, total=True)
+    ]
+    if not candidates:
+        return None
     best = min(candidates, key=lambda w: (estimated_free_at(w), -w.free_cores, w.order))
     return Reservation(task, best, estimated_free_at(best))

@@ -139,10 +139,11 @@ async def serve_workers(
     host, _, port = listen.rpartition(":")
     settings = config or ServerConfig()
     functions = _FunctionCache()
-    listeners = await trio.open_tcp_listeners(int(port), host=host or None)
+    sockets = await trio.open_tcp_listeners(int(port), host=host or None)
+    address = sockets[0].socket.getsockname()
+    listeners: list[trio.abc.Listener[Any]] = list(sockets)
     if tls is not None:
-        listeners = [trio.SSLListener(listener, tls) for listener in listeners]  # type: ignore[misc]
-    address = listeners[0].socket.getsockname() if tls is None else listeners[0].transport_listener.socket.getsockname()  # type: ignore[attr-defined]
+        listeners = [trio.SSLListener(listener, tls) for listener in sockets]
     async with trio.open_nursery() as nursery:
         task_status.started((address[0], address[1]))
 
@@ -261,5 +262,3 @@ def _peer_name(stream: trio.abc.Stream) -> str:
         return f"{host}:{port}"
     except Exception:
         return "unknown peer"
-
-

@@ -37,19 +37,34 @@ def status_report(dispatcher: Dispatcher, pending_limit: int = 5) -> StatusSnaps
                 "resources": {label: list(pair) for label, pair in stat.items()},
             }
         )
-        kinds = "  ".join(f"{label} {_amount(free)}/{_amount(total)}" for label, (free, total) in stat.items())
+        kinds = "  ".join(
+            f"{label} {_amount(free)}/{_amount(total)}" for label, (free, total) in stat.items()
+        )
         state = "" if worker.accepting else "  (draining)"
         lines.append(f"  {worker.id}: {len(worker.running)} running  {kinds}{state}")
     pending = [
-        {"task_id": task.id, "name": task.name, "request": str(task.request), "why": dispatcher.explain(task)}
+        {
+            "task_id": task.id,
+            "name": task.name,
+            "request": str(task.request),
+            "why": dispatcher.explain(task),
+        }
         for task in dispatcher.pending(pending_limit)
     ]
     queued, running = dispatcher.queued(), dispatcher.running()
-    text = [f"workers: {len(workers)}", *lines, f"tasks: {queued} queued, {running} running, {dispatcher.completed} done"]
+    text = [
+        f"workers: {len(workers)}",
+        *lines,
+        f"tasks: {queued} queued, {running} running, {dispatcher.completed} done",
+    ]
     if pending:
         text.append("oldest pending:")
         text.extend(f"  {item['why']}" for item in pending)
     data = {
+        "shapes": [
+            {"request": str(request), "queued": count}
+            for request, count in dispatcher.queued_requests()
+        ],
         "workers": workers,
         "queued": queued,
         "running": running,

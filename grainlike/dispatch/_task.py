@@ -119,8 +119,12 @@ async def wait_all(handles: list[TaskHandle]) -> list[Any]:
     The first failure (in completion order) is raised; cancelling the caller, or a failure,
     cancels every task that is still pending.
     """
-    pending = [h.task for h in handles if h.task.result is None]
-    first_error: list[Task] = []
+    pending = list({id(h.task): h.task for h in handles if h.task.result is None}.values())
+    for task in pending:
+        if task._waiter is not None or task._on_done is not None:
+            raise RuntimeError(f"task {task.id} ({task.name}) is already awaited elsewhere")
+    # A task that failed before the wait began (e.g. unsatisfiable at submission) ends it at once.
+    first_error = [h.task for h in handles if isinstance(h.task.result, outcome.Error)][:1]
     waiter = trio.lowlevel.current_task()
     remaining = len(pending)
 
@@ -142,10 +146,8 @@ async def wait_all(handles: list[TaskHandle]) -> list[Any]:
         return trio.lowlevel.Abort.SUCCEEDED
 
     try:
-        if pending:
+        if pending and not first_error:
             for task in pending:
-                if task._waiter is not None or task._on_done is not None:
-                    raise RuntimeError(f"task {task.id} ({task.name}) is already awaited elsewhere")
                 task._on_done = on_done
             await trio.lowlevel.wait_task_rescheduled(abort)
         else:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 
@@ -29,10 +30,8 @@ def tree_rss(pid: int) -> int:
 
 def kill_process_group(pid: int, sig: int = signal.SIGKILL) -> None:
     """Signal the process group led by ``pid`` (the task's child started a new session)."""
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 async def watch_memory(pid: int, limit_bytes: int, interval: float = 0.25) -> int:

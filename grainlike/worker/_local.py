@@ -64,8 +64,9 @@ class LocalWorker:
         nursery = self._nursery
         assert nursery is not None, "LocalWorker.serve is not running"
         for task in tasks:
-            nursery.start_soon(self._run, task.id, task.attempt, task.work, task.allocation,
-                               task.hard_limit)
+            nursery.start_soon(
+                self._run, task.id, task.attempt, task.work, task.allocation, task.hard_limit
+            )
 
     def cancel_task(self, task_id: int) -> None:
         """Cancel a running task; it is still reported done, which frees its resources."""

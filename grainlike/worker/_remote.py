@@ -100,7 +100,12 @@ class _Outbox:
         self._wake.set()
 
     def task_done(
-        self, worker_id: str, task_id: int, attempt: int, result: outcome.Outcome[Any], duration: float
+        self,
+        worker_id: str,
+        task_id: int,
+        attempt: int,
+        result: outcome.Outcome[Any],
+        duration: float,
     ) -> None:
         finished = time.time()
         started = self.start_times.pop(task_id, finished - duration)
@@ -119,7 +124,9 @@ class _Outbox:
     def post(self) -> None:
         self._wake.set()
 
-    async def send_loop(self, framed: FramedStream, heartbeat_interval: float, extra: list[Any]) -> None:
+    async def send_loop(
+        self, framed: FramedStream, heartbeat_interval: float, extra: list[Any]
+    ) -> None:
         """Send started/finished batches as they come, a heartbeat when idle, Goodbye last."""
         while True:
             with trio.move_on_after(heartbeat_interval):
@@ -148,9 +155,10 @@ def _pack(result: outcome.Outcome[Any]) -> tuple[bool, bytes]:
             return True, dumps_payload(result.value)
         except Exception as error:
             failure = TaskFailedError(
-                f"the task's result of type {type(result.value).__name__} cannot be pickled: {error}"
+                f"the task's result ({type(result.value).__name__}) cannot be pickled: {error}"
             )
             return False, pack_exception(failure)
+    assert isinstance(result, outcome.Error)
     return False, pack_exception(result.error)
 
 
@@ -163,7 +171,7 @@ async def _connect(host: str, port: int, timeout: float) -> trio.SocketStream:
         except OSError as error:
             if trio.current_time() + delay > deadline:
                 raise GrainlikeError(
-                    f"cannot connect to the dispatcher at {host}:{port} within {timeout:g}s: {error}"
+                    f"cannot reach the dispatcher at {host}:{port} within {timeout:g}s: {error}"
                 ) from None
             await trio.sleep(delay)
             delay = min(delay * 2, 2.0)
@@ -183,14 +191,18 @@ async def serve_worker(
     """
     settings = options or WorkerOptions()
     host, _, port = address.rpartition(":")
-    stream: trio.abc.Stream = await _connect(host or "127.0.0.1", int(port), settings.connect_timeout)
+    stream: trio.abc.Stream = await _connect(
+        host or "127.0.0.1", int(port), settings.connect_timeout
+    )
     if tls is not None:
         stream = trio.SSLStream(stream, tls, server_hostname=host or "127.0.0.1")
     framed = FramedStream(stream, max_frame=settings.max_frame)
     async with framed:
         await authenticate_as_worker(framed, key)
         name = settings.name or socket.gethostname()
-        await framed.send(encode(Hello(PROTOCOL_VERSION, name, socket.gethostname(), os.getpid(), capacity)))
+        await framed.send(
+            encode(Hello(PROTOCOL_VERSION, name, socket.gethostname(), os.getpid(), capacity))
+        )
         reply = decode(await framed.receive())
         if isinstance(reply, Refused):
             raise GrainlikeError(f"the dispatcher at {address} refused this worker: {reply.reason}")
@@ -200,7 +212,9 @@ async def serve_worker(
         return await _work(framed, reply, capacity, settings)
 
 
-async def _work(framed: FramedStream, welcome: Welcome, capacity: Resources, settings: WorkerOptions) -> str:
+async def _work(
+    framed: FramedStream, welcome: Welcome, capacity: Resources, settings: WorkerOptions
+) -> str:
     outbox = _Outbox()
     runner = LocalWorker(welcome.worker_id, outbox, settings.enforce_memory)
     functions = _FunctionCache()
@@ -239,23 +253,34 @@ async def _work(framed: FramedStream, welcome: Welcome, capacity: Resources, set
         except trio.EndOfChannel:
             pass
         nursery.cancel_scope.cancel()
-    return outbox.goodbye and f"left: {outbox.goodbye}" or reason
+    return (outbox.goodbye and f"left: {outbox.goodbye}") or reason
 
 
 def _unpack_tasks(message: RunTasks, functions: _FunctionCache, outbox: _Outbox) -> list[_Received]:
     received = []
     for spec in message.tasks:
         try:
-            fn_bytes, args, kwargs, is_async = loads_payload(spec.payload)  # type: ignore[misc]
+            unpacked: Any = loads_payload(spec.payload)
+            fn_bytes, args, kwargs, is_async = unpacked
             fn = functions.loads(fn_bytes)
         except Exception as error:
             outbox.fail(
                 spec.task_id,
                 spec.attempt,
-                TaskFailedError(f"task {spec.task_id} could not be unpickled on this worker: {error}"),
+                TaskFailedError(
+                    f"task {spec.task_id} could not be unpickled on this worker: {error}"
+                ),
             )
             continue
-        received.append(_Received(spec.task_id, spec.attempt, (fn, args, kwargs, is_async), spec.allocation, spec.hard_limit))
+        received.append(
+            _Received(
+                spec.task_id,
+                spec.attempt,
+                (fn, args, kwargs, is_async),
+                spec.allocation,
+                spec.hard_limit,
+            )
+        )
     return received
 
 

