@@ -1,0 +1,278 @@
+"""The messages between workers, clients and the dispatcher, and their msgpack encoding.
+
+Commands are imperative (``RunTasks``, ``Drain``), events past tense (``TasksFinished``).
+The classes know nothing of their encoding: ``_encoding.py`` turns them into bytes and back.
+Payloads are opaque bytes here; ``_payload.py`` fills them.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from typing import Any, Final, TypeAlias
+
+import attrs
+
+from ..resource import Resources, as_resources
+
+__all__ = [
+    "MESSAGE_TYPES",
+    "CancelTasks",
+    "Drain",
+    "Goodbye",
+    "Heartbeat",
+    "Hello",
+    "Message",
+    "QueryStatus",
+    "QuitAcknowledged",
+    "QuitWorkers",
+    "Refused",
+    "RunTasks",
+    "StatusReport",
+    "TaskOutcome",
+    "TaskSpec",
+    "TasksFinished",
+    "TasksStarted",
+    "Welcome",
+]
+
+
+def _positive(instance: object, attribute: attrs.Attribute[Any], value: float) -> None:
+    if not (value > 0 and math.isfinite(value)):
+        raise ValueError(f"{type(instance).__name__}.{attribute.name}={value!r}: must be positive")
+
+
+def _optional_positive(
+    instance: object, attribute: attrs.Attribute[Any], value: float | None
+) -> None:
+    if value is not None and not value > 0:
+        raise ValueError(f"{type(instance).__name__}.{attribute.name}={value!r}: must be positive")
+
+
+def _not_negative(instance: object, attribute: attrs.Attribute[Any], value: int) -> None:
+    if value < 0:
+        raise ValueError(f"{type(instance).__name__}.{attribute.name}={value!r}: must be >= 0")
+
+
+def _task_specs(value: Iterable[TaskSpec]) -> tuple[TaskSpec, ...]:
+    return tuple(value)
+
+
+def _outcomes(value: Iterable[TaskOutcome]) -> tuple[TaskOutcome, ...]:
+    return tuple(value)
+
+
+def _ints(value: Iterable[int]) -> tuple[int, ...]:
+    return tuple(value)
+
+
+def _strs(value: Iterable[str]) -> tuple[str, ...]:
+    return tuple(value)
+
+
+# -- joining -----------------------------------------------------------------------------------
+
+
+@attrs.frozen
+class Hello:
+    """Worker to dispatcher, first message after authentication: who it is and what it owns.
+
+    Attributes:
+        protocol: The protocol version the worker speaks.
+        name: The worker's requested name (its ``--name``, or a default).
+        host: The worker's host name.
+        pid: The worker's process ID.
+        capacity: What the worker owns, as a fresh capacity.
+    """
+
+    protocol: int
+    name: str
+    host: str
+    pid: int
+    capacity: Resources = attrs.field(converter=as_resources)
+
+
+@attrs.frozen
+class Welcome:
+    """Dispatcher to worker, the reply to ``Hello``: the worker is in.
+
+    Attributes:
+        worker_id: The worker's ID, unique among live workers, assigned by the dispatcher.
+        heartbeat_interval: Seconds between the heartbeats each side sends.
+    """
+
+    worker_id: str
+    heartbeat_interval: float = attrs.field(validator=_positive)
+
+
+@attrs.frozen
+class Refused:
+    """Dispatcher to worker, the other reply to ``Hello``: the worker may not join.
+
+    Attributes:
+        reason: Why, for the worker's user.
+    """
+
+    reason: str
+
+
+# -- running tasks -------------------------------------------------------------------------------
+
+
+@attrs.frozen
+class TaskSpec:
+    """One task of a ``RunTasks`` batch.
+
+    Attributes:
+        task_id: The dispatcher's ID of the task.
+        payload: The pickled function and arguments (see ``dumps_payload``).
+        allocation: What the task was given on this worker.
+        hard_limit: Seconds after which the task is cancelled, or ``None``.
+        attempt: Which attempt this is, counting lost-worker retries.
+    """
+
+    task_id: int
+    payload: bytes
+    allocation: Resources = attrs.field(converter=as_resources)
+    hard_limit: float | None = attrs.field(validator=_optional_positive)
+    attempt: int = attrs.field(validator=_not_negative)
+
+
+@attrs.frozen
+class RunTasks:
+    """Dispatcher to worker: start these tasks (a batch, in order)."""
+
+    tasks: tuple[TaskSpec, ...] = attrs.field(converter=_task_specs)
+
+
+@attrs.frozen
+class TasksStarted:
+    """Worker to dispatcher: these tasks started at ``at`` (the worker's ``time.time()``)."""
+
+    task_ids: tuple[int, ...] = attrs.field(converter=_ints)
+    at: float
+
+
+@attrs.frozen
+class TaskOutcome:
+    """How one task ended.
+
+    Attributes:
+        task_id: The dispatcher's ID of the task.
+        attempt: The attempt this outcome belongs to (a stale attempt's outcome is ignored).
+        ok: Whether ``payload`` is the pickled result (``True``) or a packed exception.
+        payload: ``dumps_payload(result)`` or ``pack_exception(exc)``.
+        started: When the task started (the worker's ``time.time()``).
+        finished: When the task ended (the worker's ``time.time()``).
+    """
+
+    task_id: int
+    attempt: int
+    ok: bool
+    payload: bytes
+    started: float
+    finished: float
+
+
+@attrs.frozen
+class TasksFinished:
+    """Worker to dispatcher: these tasks ended (a batch)."""
+
+    outcomes: tuple[TaskOutcome, ...] = attrs.field(converter=_outcomes)
+
+
+@attrs.frozen
+class CancelTasks:
+    """Dispatcher to worker: cancel these tasks; each still reports a ``TaskOutcome``."""
+
+    task_ids: tuple[int, ...] = attrs.field(converter=_ints)
+
+
+# -- either side -------------------------------------------------------------------------------
+
+
+@attrs.frozen
+class Drain:
+    """Dispatcher to worker: take no new tasks, finish the running ones, then say ``Goodbye``."""
+
+    reason: str
+
+
+@attrs.frozen
+class Heartbeat:
+    """Either side: still alive; ``sent`` is the sender's ``time.time()``."""
+
+    sent: float
+
+
+@attrs.frozen
+class Goodbye:
+    """Either side: closing the connection on purpose, and why."""
+
+    reason: str
+
+
+# -- clients (grainlike status / quit) ------------------------------------------------------------
+
+
+@attrs.frozen
+class QueryStatus:
+    """Client to dispatcher: report the state of workers and tasks."""
+
+
+@attrs.frozen
+class StatusReport:
+    """Dispatcher to client: the state as text for people and as JSON-like ``data`` for tools."""
+
+    text: str
+    data: dict[str, Any]
+
+
+@attrs.frozen
+class QuitWorkers:
+    """Client to dispatcher: drain the workers whose ID matches ``pattern`` (a glob)."""
+
+    pattern: str
+
+
+@attrs.frozen
+class QuitAcknowledged:
+    """Dispatcher to client: these worker IDs matched ``QuitWorkers`` and are draining."""
+
+    matched: tuple[str, ...] = attrs.field(converter=_strs)
+
+
+Message: TypeAlias = (
+    Hello
+    | Welcome
+    | Refused
+    | RunTasks
+    | TasksStarted
+    | TasksFinished
+    | CancelTasks
+    | Drain
+    | Heartbeat
+    | Goodbye
+    | QueryStatus
+    | StatusReport
+    | QuitWorkers
+    | QuitAcknowledged
+)
+
+#: Every message class, in the order of the protocol description.
+MESSAGE_TYPES: Final[tuple[type[Message], ...]] = (
+    Hello,
+    Welcome,
+    Refused,
+    RunTasks,
+    TasksStarted,
+    TasksFinished,
+    CancelTasks,
+    Drain,
+    Heartbeat,
+    Goodbye,
+    QueryStatus,
+    StatusReport,
+    QuitWorkers,
+    QuitAcknowledged,
+)

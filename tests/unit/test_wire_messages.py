@@ -1,0 +1,146 @@
+"""Messages: their envelope, their validation, and decode's refusal of anything malformed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgpack
+import pytest
+
+from grainlike import ProtocolError
+from grainlike.resource import Cores, Memory, Resources, WTime
+from grainlike.wire import (
+    MESSAGE_TYPES,
+    CancelTasks,
+    Drain,
+    Goodbye,
+    Heartbeat,
+    Hello,
+    Message,
+    QueryStatus,
+    QuitAcknowledged,
+    QuitWorkers,
+    Refused,
+    RunTasks,
+    StatusReport,
+    TaskOutcome,
+    TasksFinished,
+    TaskSpec,
+    TasksStarted,
+    Welcome,
+    decode,
+    encode,
+)
+
+SPEC = TaskSpec(7, b"\x00payload\xff", Cores([2, 3]) & Memory(1), 60.0, 0)
+
+EXAMPLES: list[Message] = [
+    Hello(1, "w1", "node01", 4242, Cores(4) & Memory(8) & WTime(T=600, softT=300)),
+    Welcome("w1", 5.0),
+    Refused("protocol 2 is not spoken here"),
+    RunTasks((SPEC, TaskSpec(8, b"", Resources(), None, 2))),
+    TasksStarted((7, 8), 1700000000.5),
+    TasksFinished((TaskOutcome(7, 0, True, b"\x80result", 1.0, 2.5),)),
+    CancelTasks((7,)),
+    Drain("quit w*"),
+    Heartbeat(1700000000.25),
+    Goodbye("drained"),
+    QueryStatus(),
+    StatusReport("2 workers", {"workers": [{"id": "w1", "free": {"cores": [3, 4]}}], "n": 2}),
+    QuitWorkers("w*"),
+    QuitAcknowledged(("w1", "w2")),
+]
+
+
+def test_the_examples_cover_every_message_type() -> None:
+    assert {type(message) for message in EXAMPLES} == set(MESSAGE_TYPES)
+
+
+@pytest.mark.parametrize("message", EXAMPLES, ids=lambda m: type(m).__name__)
+def test_every_message_round_trips(message: Message) -> None:
+    assert decode(encode(message)) == message
+
+
+def test_the_envelope_is_tag_and_body_with_payloads_as_binary() -> None:
+    tag, body = msgpack.unpackb(encode(RunTasks((SPEC,))), raw=False)
+    assert tag == "RunTasks"
+    assert body["tasks"][0]["payload"] == b"\x00payload\xff"
+    assert body["tasks"][0]["allocation"] == [
+        ["cores", {"ids": [2, 3]}],
+        ["mem", {"kib": 1024 * 1024}],
+    ]
+
+
+def test_a_countdown_in_hello_arrives_as_the_time_left() -> None:
+    hello = decode(encode(Hello(1, "w", "h", 1, Cores(1) & WTime(T=3600, countdown=True))))
+    assert isinstance(hello, Hello)
+    assert 3590 < hello.capacity[WTime].remaining() <= 3600
+
+
+def test_a_decoded_allocation_answers_the_shortcuts() -> None:
+    batch = decode(encode(RunTasks((SPEC,))))
+    assert isinstance(batch, RunTasks)
+    assert batch.tasks[0].allocation.c == [2, 3]
+    assert batch.tasks[0].allocation.M == 1.0
+
+
+def test_lists_become_tuples_and_a_single_kind_becomes_resources() -> None:
+    assert RunTasks([SPEC]).tasks == (SPEC,)
+    assert TaskSpec(1, b"", Cores(1), None, 0).allocation == Resources(Cores(1))
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda: Welcome("w", 0.0),
+        lambda: Welcome("w", float("nan")),
+        lambda: TaskSpec(1, b"", Cores(1), -1.0, 0),
+        lambda: TaskSpec(1, b"", Cores(1), None, -1),
+    ],
+)
+def test_invalid_values_are_refused_at_construction(build: Any) -> None:
+    with pytest.raises(ValueError, match="must be"):
+        build()
+
+
+def test_encode_refuses_what_is_not_a_message() -> None:
+    with pytest.raises(TypeError, match="not a grainlike wire message"):
+        encode(SPEC)  # type: ignore[arg-type]
+
+
+def pack(value: object) -> bytes:
+    data: bytes = msgpack.packb(value, use_bin_type=True)
+    return data
+
+
+GOOD_SPEC = {"task_id": 1, "payload": b"", "allocation": [], "hard_limit": None, "attempt": 0}
+
+
+@pytest.mark.parametrize(
+    ("data", "match"),
+    [
+        (b"\xc1", "not valid msgpack"),
+        (b"", "not valid msgpack"),
+        (pack(["Heartbeat", {"sent": 1.0}]) + b"\x00", "not valid msgpack"),
+        (pack({"Heartbeat": 1}), r"\[tag, body\]"),
+        (pack(["Heartbeat"]), r"\[tag, body\]"),
+        (pack([1, {}]), r"\[tag, body\]"),
+        (pack(["Explode", {}]), "unknown message tag 'Explode'"),
+        (pack(["TaskSpec", GOOD_SPEC]), "unknown message tag 'TaskSpec'"),
+        (pack(["Heartbeat", {"sent": "now"}]), "malformed Heartbeat"),
+        (pack(["Heartbeat", {}]), "malformed Heartbeat"),
+        (pack(["Heartbeat", {"sent": 1.0, "extra": 1}]), "malformed Heartbeat"),
+        (pack(["Heartbeat", [1.0]]), "malformed Heartbeat"),
+        (pack(["Welcome", {"worker_id": "w", "heartbeat_interval": -1.0}]), "must be positive"),
+        (pack(["RunTasks", {"tasks": [dict(GOOD_SPEC, payload="text")]}]), "expected bytes"),
+        (pack(["RunTasks", {"tasks": [dict(GOOD_SPEC, task_id=1.0)]}]), "expected int"),
+        (pack(["RunTasks", {"tasks": [dict(GOOD_SPEC, allocation=[["x", {}]])]}]), "'x'"),
+        (pack(["TasksFinished", {"outcomes": "abc"}]), "expected a list"),
+        (pack(["StatusReport", {"text": "", "data": {1: 2}}]), "not valid msgpack"),
+        (pack(["StatusReport", {"text": "", "data": [1]}]), "string keys"),
+        (pack(["TasksStarted", {"task_ids": [1, True], "at": 0.0}]), "expected int"),
+    ],
+)
+def test_decode_turns_anything_malformed_into_a_protocol_error(data: bytes, match: str) -> None:
+    with pytest.raises(ProtocolError, match=match):
+        decode(data)
