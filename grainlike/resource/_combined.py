@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterator
+from collections.abc import Iterator
 from typing import Any, TypeVar, overload
 
 from .._exceptions import InsufficientResourcesError, ResourceError
 from ._cores import GPU, Cores
-from ._kind import Kind
+from ._kind import Kind, kind_for_name
+from ._labels import Counter
 from ._memory import Memory
 from ._wtime import WTime
 
@@ -34,7 +35,7 @@ class Resources:
 
     __slots__ = ("__weakref__", "_kinds", "_live")
 
-    _kinds: dict[Hashable, Kind]
+    _kinds: dict[object, Kind]
     _live: dict[int, Resources] | None
 
     def __init__(self, *kinds: Kind | Resources) -> None:
@@ -44,7 +45,7 @@ class Resources:
             self._merge(kind)
 
     @classmethod
-    def _of(cls, kinds: dict[Hashable, Kind]) -> Resources:
+    def _of(cls, kinds: dict[object, Kind]) -> Resources:
         new = cls.__new__(cls)
         new._kinds = kinds
         new._live = None
@@ -57,23 +58,31 @@ class Resources:
             items = other._kinds.items()
         else:
             raise ResourceError(f"{other!r}: only resources combine with '&'")
+        kinds = self._kinds
         for key, kind in items:
-            if key in self._kinds:
-                raise ResourceError(
-                    f"{self._kinds[key]!r} & {kind!r}: a request holds one {kind.label} at most"
-                )
-            self._kinds[key] = kind
+            if key in kinds:
+                raise ResourceError(f"{kinds[key]!r} & {kind!r}: combines two {kind._what()}")
+            kinds[key] = kind
 
     def parts(self) -> list[Kind]:
         """The kinds, in the canonical order of the shorthand."""
         return sorted(self._kinds.values(), key=lambda k: (k.order, k.label))
 
     def __and__(self, other: Kind | Resources) -> Resources:
+        if not isinstance(other, Kind | Resources):
+            return NotImplemented  # let e.g. a bound function's __rand__ answer
         combined = Resources._of(dict(self._kinds))
         combined._merge(other)
         return combined
 
+    def __rmatmul__(self, fn: Any) -> Any:
+        from ._binding import bind
+
+        return bind(fn, self)
+
     def __rand__(self, other: Kind | Resources) -> Resources:
+        if not isinstance(other, Kind | Resources):
+            return NotImplemented
         return as_resources(other) & self
 
     def __len__(self) -> int:
@@ -85,7 +94,15 @@ class Resources:
     # -- capacity role ----------------------------------------------------------------------
 
     def shortfall(self, req: Kind | Resources, *, total: bool = False) -> tuple[str, ...]:
-        """Labels of the kinds of ``req`` that do not fit (now, or with ``total`` ever)."""
+        """Labels of the kinds of ``req`` that do not fit now (with ``total``: could never fit).
+
+        Args:
+            req: a kind, a combination of kinds, or ``ZERO``.
+            total: compare with what this capacity owns rather than what is free now.
+
+        Returns:
+            The labels (``"cores"``, ``"license"``, ...), sorted; empty when ``req`` fits.
+        """
         kinds = self._kinds
         short = []
         for key, wanted in as_resources(req)._kinds.items():
@@ -95,7 +112,11 @@ class Resources:
         return tuple(sorted(short))
 
     def request(self, req: Kind | Resources) -> bool:
-        """Whether ``alloc(req)`` would succeed now."""
+        """Whether ``alloc(req)`` would succeed now; a kind this capacity lacks never fits.
+
+        Args:
+            req: a kind, a combination of kinds, or ``ZERO``.
+        """
         kinds = self._kinds
         for key, wanted in _items(req):
             owned = kinds.get(key)
@@ -104,24 +125,51 @@ class Resources:
         return True
 
     def alloc(self, req: Kind | Resources) -> Resources:
-        """Allocate every kind of ``req`` or none; ``InsufficientResourcesError`` if it cannot."""
+        """Allocate every kind of ``req`` or none.
+
+        Args:
+            req: a kind, a combination of kinds, or ``ZERO``.
+
+        Returns:
+            The allocation: one part per kind of ``req``, usable again as a request, to be
+            given back with ``dealloc``.
+
+        Raises:
+            InsufficientResourcesError: when a kind does not fit now (its ``short`` names
+                them); nothing is taken.
+        """
         kinds = self._kinds
-        items = _items(req)
-        for key, wanted in items:
+        plan = []
+        for key, wanted in _items(req):
             owned = kinds.get(key)
             if owned is None or not owned._fits(wanted, total=False):
                 short = self.shortfall(req)
                 raise InsufficientResourcesError(
                     f"cannot allocate {req} from {self}: short of {', '.join(short)}", short
                 )
-        allocation = Resources._of({key: kinds[key]._take(wanted) for key, wanted in items})
-        if self._live is None:
-            self._live = {}
-        self._live[id(allocation)] = allocation
+            plan.append((key, owned, wanted))
+        taken: dict[object, Kind] = {}
+        try:
+            for key, owned, wanted in plan:
+                taken[key] = owned._take(wanted)
+        except BaseException:
+            # Only a faulty custom kind fails after fitting; still, all or nothing.
+            for key, part in taken.items():
+                kinds[key]._give(part)
+            raise
+        allocation = Resources._of(taken)
+        live = self._live
+        if live is None:
+            live = self._live = {}
+        live[id(allocation)] = allocation
         return allocation
 
     def dealloc(self, allocation: Kind | Resources) -> None:
-        """Return an allocation; ``ResourceError`` if this capacity did not hand it out."""
+        """Give back an allocation that ``alloc`` of this capacity returned.
+
+        Raises:
+            ResourceError: when this capacity did not hand it out, or it was given back already.
+        """
         live = self._live
         if live is None or live.get(id(allocation)) is not allocation:
             raise ResourceError(
@@ -148,12 +196,23 @@ class Resources:
     @overload
     def get(self, kind: str) -> Kind | None: ...
     def get(self, kind: type[Kind] | str) -> Kind | None:
-        """The part of kind ``kind`` (a class, or a label such as ``"license"``), or ``None``."""
+        """The part of kind ``kind``, or ``None`` when this holds none.
+
+        Args:
+            kind: a kind class (``Cores``), or a name of the grammar: a kind's name or alias
+                (``"mem"``, ``"memory"``) or a counter's name (``"license"``).
+
+        Raises:
+            ResourceError: for ``Counter`` itself, as counters are told apart by name.
+        """
         if isinstance(kind, str):
+            registered = kind_for_name(kind.lower())
             for part in self._kinds.values():
-                if part.label == kind:
+                if part.label == kind or (registered and isinstance(part, registered)):
                     return part
             return None
+        if kind is Counter:
+            raise ResourceError("get(Counter): look a counter up by its name, e.g. get('license')")
         return self._kinds.get(kind)
 
     @overload
@@ -167,17 +226,51 @@ class Resources:
             raise KeyError(f"{self!r} has no {name}")
         return part
 
-    def __getattr__(self, attribute: str) -> Any:
-        shortcut = SHORTCUTS.get(attribute)
-        if shortcut is None:
-            raise AttributeError(f"{type(self).__name__!r} object has no attribute {attribute!r}")
-        kind, name = shortcut
+    def _shortcut(self, attribute: str) -> Any:
+        kind, name = SHORTCUTS[attribute]
         part = self._kinds.get(kind)
         if part is None:
             raise AttributeError(
                 f"{attribute}: {self!r} holds no {kind.__name__}, so it has no .{attribute}"
             )
         return getattr(part, name)
+
+    # Real properties rather than __getattr__, so that type checkers know the shortcuts.
+    @property
+    def c(self) -> list[int]:
+        """The sorted core IDs (``Cores``)."""
+        ids: list[int] = self._shortcut("c")
+        return ids
+
+    @property
+    def N(self) -> int:  # Grain's name, part of the contract
+        """The number of cores (``Cores``)."""
+        count: int = self._shortcut("N")
+        return count
+
+    @property
+    def M(self) -> float:  # Grain's name, part of the contract
+        """Memory in GB (``Memory``)."""
+        gb: float = self._shortcut("M")
+        return gb
+
+    @property
+    def T(self) -> float | None:  # Grain's name, part of the contract
+        """The hard time limit in seconds (``WTime``); ``None`` when not known."""
+        seconds: float | None = self._shortcut("T")
+        return seconds
+
+    @property
+    def softT(self) -> float | None:  # Grain's name, part of the contract
+        """The soft time limit in seconds (``WTime``); ``None`` when not known."""
+        seconds: float | None = self._shortcut("softT")
+        return seconds
+
+    @property
+    def gpus(self) -> list[int]:
+        """The sorted GPU device indices (``GPU``)."""
+        ids: list[int] = self._shortcut("gpus")
+        return ids
 
     # -- values ------------------------------------------------------------------------------
 
@@ -203,6 +296,8 @@ class Resources:
 
 
 def _items(req: Kind | Resources) -> Any:
+    if type(req) is Resources:
+        return req._kinds.items()
     if isinstance(req, Resources):
         return req._kinds.items()
     if isinstance(req, Kind):
@@ -223,6 +318,6 @@ def as_resources(value: Kind | Resources) -> Resources:
 ZERO = Resources()
 
 
-def Node(N: int = 1, M: float | str = 1) -> Resources:  # noqa: N802, N803 - Grain's names
+def Node(N: int = 1, M: float | str = 1) -> Resources:  # Grain's names
     """Grain's shorthand for ``Cores(N) & Memory(M)``."""
     return Cores(N) & Memory(M)

@@ -6,7 +6,7 @@ One grammar for requests and capacities (StepUp-compatible).  ``str(res)`` print
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping
+from collections.abc import Mapping
 from typing import Any, TypeAlias
 
 from .._exceptions import ResourceError
@@ -55,7 +55,7 @@ def _dict_items(spec: Mapping[str, Any]) -> list[str]:
     return items
 
 
-def _parse_items(spec: ResourceSpec, *, capacity: bool) -> list[tuple[Hashable, Kind | None]]:
+def _parse_items(spec: ResourceSpec, *, capacity: bool) -> list[tuple[object, Kind | None]]:
     """Parse into (key, kind) pairs; kind is ``None`` for a capacity item of quantity 0."""
     if isinstance(spec, Kind | Resources):
         return [(kind.key, kind) for kind in as_resources(spec).parts()]
@@ -65,18 +65,20 @@ def _parse_items(spec: ResourceSpec, *, capacity: bool) -> list[tuple[Hashable, 
         items = _split(spec)
     else:
         raise ResourceError(f"{spec!r}: resources are a string, a dict or resource objects")
-    out: list[tuple[Hashable, Kind | None]] = []
-    seen: set[Hashable] = set()
+    out: list[tuple[object, Kind | None]] = []
+    seen: set[object] = set()
     for item in items:
         word, colon, value = item.partition(":")
-        word = word.strip().lower()
+        word = word.strip()
         if not word:
             raise ResourceError(f"{item!r}: a resource item starts with a name, as in cores:4")
-        cls = kind_for_name(word)
+        # Kind names are matched in any case; a counter keeps its name as written, so that
+        # parse_resources(str(Counter("License", 1))) gives it back.
+        cls = kind_for_name(word.lower())
         parsed: Kind | None
         if cls is not None:
             parsed = cls.from_text(value if colon else None, capacity=capacity)
-            key: Hashable = cls if parsed is None else parsed.key
+            key: object = cls if parsed is None else parsed.key
         else:
             parsed = Counter.parse(word, value if colon else None, capacity=capacity)
             key = ("counter", word)
@@ -90,9 +92,19 @@ def _parse_items(spec: ResourceSpec, *, capacity: bool) -> list[tuple[Hashable, 
 def parse_resources(spec: ResourceSpec, *, capacity: bool = False) -> Resources:
     """Parse the shorthand grammar (or a dict, or resources) into resources.
 
-    As a request (the default) a quantity of 0 is an error; with ``capacity=True`` it means
-    "this kind is unavailable" and the kind is left out.  A count used as a capacity means IDs
-    from 0 (``cores:4`` is ``Cores([0, 1, 2, 3])``).
+    Args:
+        spec: text such as ``"cores:4,mem:16G,gpu,license:3"``, the same as a dict
+            (``{"cores": 4, "gpu": 1}``), or resources, which are returned as they are.
+        capacity: parse a capacity: a quantity of 0 means "this kind is unavailable" and
+            leaves the kind out, and ``wtime`` counts down.  A count means IDs from 0
+            (``cores:4`` is ``Cores([0, 1, 2, 3])``, as ``Cores(4)`` itself is).
+
+    Returns:
+        The combined resources (``ZERO`` for empty text).
+
+    Raises:
+        ResourceError: for a malformed item, a kind given twice, or (in a request) a
+            quantity of 0; the message names the item.
     """
     if isinstance(spec, Resources):
         return spec
@@ -100,7 +112,15 @@ def parse_resources(spec: ResourceSpec, *, capacity: bool = False) -> Resources:
 
 
 def with_overrides(base: Kind | Resources, spec: ResourceSpec | None) -> Resources:
-    """``base`` with each kind named in ``spec`` replaced (or removed, when its quantity is 0)."""
+    """``base`` with each kind named in ``spec`` replaced, or removed when its quantity is 0.
+
+    This is how ``--resources`` overrides a worker's detected capacity per kind.  The kinds
+    not named are the very objects of ``base``.
+
+    Args:
+        base: a capacity (usually detected).
+        spec: capacity text or dict (see ``parse_resources``), or ``None`` for no change.
+    """
     kinds = {kind.key: kind for kind in as_resources(base).parts()}
     if spec is not None:
         for key, kind in _parse_items(spec, capacity=True):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from bisect import insort
 from collections.abc import Iterable, Mapping
 from typing import ClassVar, Self
 
@@ -13,6 +12,16 @@ from ._units import format_ids, parse_ids
 __all__ = ["IdSet"]
 
 
+def _positions(mask: int) -> list[int]:
+    """The set bits of ``mask``, lowest first."""
+    out = []
+    while mask:
+        low = mask & -mask
+        out.append(low.bit_length() - 1)
+        mask ^= low
+    return out
+
+
 class IdSet(Kind):
     """A kind made of numbered units; as a request only the count matters.
 
@@ -20,18 +29,26 @@ class IdSet(Kind):
     groups, allocation keeps a task's IDs inside one group where it can.
     """
 
-    __slots__ = ("_free", "_groups", "_ids")
+    # The free IDs are a bit mask over positions in ``_ids`` (bit k is ``_ids[k]``), so that
+    # alloc and dealloc are a few integer operations however many IDs a node has.
+    __slots__ = ("_free", "_groups", "_ids", "_nfree", "_origin", "_topology")
 
     unit: ClassVar[str] = "unit"
     _ids: tuple[int, ...]
-    _free: list[int]
+    _free: int
+    _nfree: int
     _groups: Mapping[int, int] | None
+    #: Bit k set where a run of adjacent IDs must break before position k; and, per group,
+    #: the mask of its positions.  Computed on the first allocation, as only capacities need it.
+    _topology: tuple[int, dict[int | None, int]] | None
+    #: For an allocation: the positions it holds in the capacity that handed it out.
+    _origin: int
 
     def __init__(
         self, count_or_ids: int | Iterable[int] = 1, *, groups: Mapping[int, int] | None = None
     ) -> None:
         kind = type(self).__name__
-        if isinstance(count_or_ids, bool) or isinstance(count_or_ids, float | str):
+        if isinstance(count_or_ids, bool | float | str):
             raise ResourceError(
                 f"{kind}({count_or_ids!r}): give a whole number of {self.unit}s or a list of IDs"
             )
@@ -50,23 +67,34 @@ class IdSet(Kind):
             ids = tuple(sorted(set(given)))
             if len(ids) != len(given):
                 raise ResourceError(f"{kind}({given!r}): an ID is listed twice")
+        if groups is not None:
+            if not isinstance(groups, Mapping) or not all(
+                isinstance(i, int) and isinstance(g, int) for i, g in groups.items()
+            ):
+                raise ResourceError(
+                    f"{kind}(groups={groups!r}): groups map each ID to a group number"
+                )
+            groups = dict(groups)  # a private copy: the topology is computed from it once
+        self._init(ids, groups, 0)
+
+    def _init(self, ids: tuple[int, ...], groups: Mapping[int, int] | None, origin: int) -> None:
         self._ids = ids
-        self._free = list(ids)
+        self._free = (1 << len(ids)) - 1
+        self._nfree = len(ids)
         self._groups = groups
+        self._topology = None
+        self._origin = origin
         self._live = None
 
     @classmethod
-    def _of(cls, ids: tuple[int, ...], groups: Mapping[int, int] | None) -> Self:
+    def _of(cls, ids: tuple[int, ...], groups: Mapping[int, int] | None, origin: int) -> Self:
         """Build without validation, from IDs known to be sorted and unique."""
         new = cls.__new__(cls)
-        new._ids = ids
-        new._free = list(ids)
-        new._groups = groups
-        new._live = None
+        new._init(ids, groups, origin)
         return new
 
     @property
-    def N(self) -> int:  # noqa: N802 - Grain's name, part of the contract
+    def N(self) -> int:  # Grain's name, part of the contract
         """The number of IDs."""
         return len(self._ids)
 
@@ -80,71 +108,98 @@ class IdSet(Kind):
         """ID to group (socket/NUMA node), when known."""
         return self._groups
 
+    def free_ids(self) -> list[int]:
+        """The IDs of a capacity that are not allocated now, sorted."""
+        ids = self._ids
+        return [ids[k] for k in _positions(self._free)]
+
     def _fits(self, req: Self, *, total: bool) -> bool:
-        return len(req._ids) <= len(self._ids if total else self._free)
+        return len(req._ids) <= (len(self._ids) if total else self._nfree)
 
     def _take(self, req: Self) -> Self:
-        chosen = self._pick(len(req._ids))
-        free = self._free
-        if len(chosen) == len(free):
-            free.clear()
+        n = len(req._ids)
+        chosen = self._pick(n)
+        self._free &= ~chosen
+        self._nfree -= n
+        ids = self._ids
+        first = chosen & -chosen
+        start = first.bit_length() - 1
+        if chosen == ((1 << n) - 1) << start and ids[start + n - 1] - ids[start] == n - 1:
+            picked = tuple(range(ids[start], ids[start] + n))
         else:
-            for i in chosen:
-                free.remove(i)
-        return self._of(chosen, self._groups)
+            picked = tuple(ids[k] for k in _positions(chosen))
+        return self._of(picked, self._groups, chosen)
 
     def _give(self, allocation: Self) -> None:
-        free = self._free
-        for i in allocation._ids:
-            insort(free, i)
+        self._free |= allocation._origin
+        self._nfree += len(allocation._ids)
 
-    def _pick(self, n: int) -> tuple[int, ...]:
-        """Choose ``n`` free IDs: deterministic, adjacent and inside one group when possible."""
+    def _layout(self) -> tuple[int, dict[int | None, int]]:
+        """The run breaks and group masks of ``_topology``, computed once."""
+        if self._topology is None:
+            groups = self._groups
+            breaks = 0
+            masks: dict[int | None, int] = {}
+            previous = -2
+            for k, i in enumerate(self._ids):
+                group = None if groups is None else groups.get(i)
+                if i != previous + 1 or (groups is not None and group != groups.get(previous)):
+                    breaks |= 1 << k
+                masks[group] = masks.get(group, 0) | 1 << k
+                previous = i
+            self._topology = (breaks, masks)
+        return self._topology
+
+    def _pick(self, n: int) -> int:
+        """Choose ``n`` free positions: deterministic, adjacent and inside one group if possible.
+
+        Best fit: the shortest run of adjacent free IDs inside one group that holds ``n`` (the
+        lowest such run on a tie), so that long runs stay whole for large requests.  Without
+        such a run, the group with the fewest free IDs that still holds ``n``; failing that,
+        the fullest groups first.
+        """
         free = self._free
-        if n == len(free):
-            return tuple(free)
-        groups = self._groups
-        # Best fit over runs of consecutive IDs that stay inside one group: the smallest run
-        # that holds n, so that large runs stay whole for large requests.
-        best_start, best_length = -1, len(free) + 1
-        run_start = 0
-        for k in range(1, len(free) + 1):
-            if (
-                k == len(free)
-                or free[k] != free[k - 1] + 1
-                or (groups is not None and groups.get(free[k]) != groups.get(free[k - 1]))
-            ):
-                length = k - run_start
-                if n <= length < best_length:
-                    best_start, best_length = run_start, length
-                    if length == n:
-                        break
-                run_start = k
+        if n == self._nfree:
+            return free
+        breaks, masks = self._layout()
+        # Bit k of ``joined``: positions k-1 and k are both free and in the same run.
+        joined = free & (free << 1) & ~breaks
+        starts = free & ~joined
+        best_start, best_length = -1, self._nfree + 1
+        while starts:
+            low = starts & -starts
+            starts ^= low
+            start = low.bit_length() - 1
+            after = joined >> (start + 1)
+            length = ((after ^ (after + 1)).bit_length() - 1) + 1  # 1 + trailing ones
+            if n <= length < best_length:
+                best_start, best_length = start, length
+                if length == n:
+                    break
         if best_start >= 0:
-            return tuple(free[best_start : best_start + n])
-        if groups is None:
-            return tuple(free[:n])
-        by_group: dict[int, list[int]] = {}
-        for i in free:
-            by_group.setdefault(groups.get(i, -1), []).append(i)
-        fitting = [ids for ids in by_group.values() if len(ids) >= n]
+            return ((1 << n) - 1) << best_start
+        if self._groups is None:
+            return _lowest(free, n)
+        in_group = [free & mask for mask in masks.values() if free & mask]
+        fitting = [mask for mask in in_group if mask.bit_count() >= n]
         if fitting:
-            return tuple(min(fitting, key=lambda ids: (len(ids), ids[0]))[:n])
-        chosen: list[int] = []
-        for ids in sorted(by_group.values(), key=lambda ids: (-len(ids), ids[0])):
-            chosen.extend(ids[: n - len(chosen)])
-            if len(chosen) == n:
+            return _lowest(min(fitting, key=lambda m: (m.bit_count(), m & -m)), n)
+        chosen = 0
+        for mask in sorted(in_group, key=lambda m: (-m.bit_count(), m & -m)):
+            want = n - chosen.bit_count()
+            chosen |= _lowest(mask, min(want, mask.bit_count()))
+            if chosen.bit_count() == n:
                 break
-        return tuple(sorted(chosen))
+        return chosen
 
     def _stat(self) -> tuple[float, float]:
-        return (float(len(self._free)), float(len(self._ids)))
+        return (float(self._nfree), float(len(self._ids)))
 
     def to_text(self) -> str:
-        free = self._free
-        if len(free) == len(self._ids) and self._ids == tuple(range(len(self._ids))):
-            return str(len(self._ids))
-        return format_ids(free)
+        ids = self._ids
+        if self._nfree == len(ids) and ids[-1] == len(ids) - 1:
+            return str(len(ids))
+        return format_ids(self.free_ids())
 
     @classmethod
     def from_text(cls, value: str | None, *, capacity: bool) -> Self | None:
@@ -152,6 +207,8 @@ class IdSet(Kind):
             return cls(1)
         text = value.strip()
         if text.startswith("["):
+            if capacity and not text[1:-1].strip():
+                return None  # no IDs: like quantity 0, this kind is unavailable
             return cls(parse_ids(text, what=cls.__name__))
         try:
             count = int(text)
@@ -170,6 +227,16 @@ class IdSet(Kind):
         return hash(self._ids)
 
     def __repr__(self) -> str:
-        if self._ids == tuple(range(len(self._ids))):
+        if self._ids[-1] == len(self._ids) - 1:
             return f"{type(self).__name__}({len(self._ids)})"
         return f"{type(self).__name__}({list(self._ids)!r})"
+
+
+def _lowest(mask: int, n: int) -> int:
+    """The ``n`` lowest set bits of ``mask``."""
+    chosen = 0
+    for _ in range(n):
+        low = mask & -mask
+        chosen |= low
+        mask ^= low
+    return chosen

@@ -8,7 +8,6 @@ the bookkeeping every kind shares (atomicity, double-dealloc detection, combinat
 
 from __future__ import annotations
 
-from collections.abc import Hashable
 from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 from .._exceptions import InsufficientResourcesError, ResourceError
@@ -23,8 +22,10 @@ class Kind:
     """Base class of every resource kind.
 
     A subclass sets ``name`` (its word in the shorthand grammar) and implements
-    ``_fits``, ``_take``, ``_give``, ``_stat``, ``to_text`` and ``from_text``.  Kinds are
-    mutable only in their capacity role; requests and allocations are never mutated.
+    ``_fits``, ``_take``, ``_give``, ``_stat``, ``to_text``, ``from_text``, ``_same_value``
+    and ``_value_hash``.  Kinds are mutable only in their capacity role; requests and
+    allocations are never mutated.  A subclass may be an ``attrs`` class
+    (``@attrs.define(eq=False)``, so that the value protocol here is kept).
     """
 
     __slots__ = ("__weakref__", "_live")
@@ -33,12 +34,13 @@ class Kind:
     #: Position in printed shorthand; built-ins first, then everything else by label.
     order: ClassVar[int] = 100
 
-    _live: dict[int, Kind | Resources] | None
+    # Annotated with runtime names only: cattrs resolves the hints of registered attrs kinds.
+    _live: dict[int, object] | None
 
     # -- identity ---------------------------------------------------------------------------
 
     @property
-    def key(self) -> Hashable:
+    def key(self) -> object:
         """What makes two kinds "the same kind" for ``&`` and lookup (the class by default)."""
         return type(self)
 
@@ -46,6 +48,10 @@ class Kind:
     def label(self) -> str:
         """The kind's name in ``stat()`` and in messages."""
         return self.name
+
+    def _what(self) -> str:
+        """How messages name the kind itself: ``Cores``, or ``Counter('license')``."""
+        return type(self).__name__
 
     # -- the primitives a kind implements --------------------------------------------------
 
@@ -82,20 +88,48 @@ class Kind:
         raise NotImplementedError
 
     def _value_hash(self) -> int:
+        """A hash of what ``_same_value`` compares (equal values, equal hashes)."""
         raise NotImplementedError
+
+    def _live_allocations(self) -> dict[int, object]:
+        """The allocations this capacity handed out and has not got back, by ``id``."""
+        # A subclass need not initialise the slot (an attrs kind has its own __init__), and
+        # object.__setattr__ lets even a frozen kind serve as a capacity of requests it keeps.
+        live = getattr(self, "_live", None)
+        if live is None:
+            live = {}
+            object.__setattr__(self, "_live", live)
+        return live
 
     # -- the public protocol ---------------------------------------------------------------
 
     def request(self, req: Kind | Resources) -> bool:
-        """Whether ``alloc(req)`` would succeed now."""
+        """Whether ``alloc(req)`` would succeed now (a kind this capacity lacks never fits).
+
+        Args:
+            req: a kind, a combination of kinds, or ``ZERO``.
+        """
         from ._combined import as_resources
 
         return as_resources(self).request(req)
 
     def alloc(self, req: Kind | Resources) -> Any:
-        """Allocate ``req`` atomically; raise ``InsufficientResourcesError`` when it cannot."""
+        """Allocate ``req`` from this capacity.
+
+        Args:
+            req: a kind, a combination of kinds, or ``ZERO``.
+
+        Returns:
+            The allocation: a kind of the same class (a combination when ``req`` is one),
+            usable again as a request, to be given back with ``dealloc``.
+
+        Raises:
+            InsufficientResourcesError: when it does not fit now; nothing is taken.
+        """
         from ._combined import Resources, as_resources
 
+        if not isinstance(req, Kind | Resources):
+            raise ResourceError(f"alloc({req!r}): not a resource request")
         allocation: Kind | Resources
         if isinstance(req, Resources) and len(req) != 1:
             allocation = as_resources(self).alloc(req)  # ZERO, or raises naming the lacking kinds
@@ -107,15 +141,17 @@ class Kind:
                     f"cannot allocate {req} from {self}: short of {req.label}", (req.label,)
                 )
             allocation = self._take(req)
-        if self._live is None:
-            self._live = {}
-        self._live[id(allocation)] = allocation
+        self._live_allocations()[id(allocation)] = allocation
         return allocation
 
     def dealloc(self, allocation: Kind | Resources) -> None:
-        """Return an allocation; raise ``ResourceError`` if this capacity did not hand it out."""
-        live = self._live
-        if live is None or live.get(id(allocation)) is not allocation:
+        """Give back an allocation that ``alloc`` of this capacity returned.
+
+        Raises:
+            ResourceError: when this capacity did not hand it out, or it was given back already.
+        """
+        live = self._live_allocations()
+        if live.get(id(allocation)) is not allocation:
             raise ResourceError(
                 f"dealloc({allocation}): this {self.label} capacity did not hand out this "
                 "allocation, or it was already returned"
@@ -125,13 +161,14 @@ class Kind:
             self._give(allocation)
 
     def stat(self) -> dict[str, tuple[float, float]]:
-        """Per kind label, (available, total)."""
+        """Per kind label, (available, total): cores and GPUs in units, memory in GB, wall time
+        in seconds, a token in names, a counter in its count."""
         return {self.label: self._stat()}
 
     # -- allocation role: lookups and Grain-style shortcuts (.c .N .M .T .softT .gpus) ---------
 
     def get(self, kind: Any) -> Any:
-        """The part of kind ``kind`` (a class or a label), or ``None``."""
+        """The part of kind ``kind`` (a class or a name), or ``None``; see ``Resources.get``."""
         from ._combined import as_resources
 
         return as_resources(self).get(kind)
@@ -151,13 +188,22 @@ class Kind:
     # -- combination and value protocol ----------------------------------------------------
 
     def __and__(self, other: Kind | Resources) -> Resources:
-        from ._combined import as_resources
+        from ._combined import Resources, as_resources
 
+        if not isinstance(other, Kind | Resources):
+            return NotImplemented  # let e.g. a bound function's __rand__ answer
         return as_resources(self) & other
 
-    def __rand__(self, other: Kind | Resources) -> Resources:
-        from ._combined import as_resources
+    def __rmatmul__(self, fn: Any) -> Any:
+        from ._binding import bind
 
+        return bind(fn, self)
+
+    def __rand__(self, other: Kind | Resources) -> Resources:
+        from ._combined import Resources, as_resources
+
+        if not isinstance(other, Kind | Resources):
+            return NotImplemented
         return as_resources(other) & self
 
     def __eq__(self, other: object) -> bool:
@@ -180,6 +226,10 @@ _REGISTRY: dict[str, type[Kind]] = {}
 _ALIASES: dict[str, str] = {}
 
 
+#: Words no registered kind may use: the wire tags counters with "counter".
+_RESERVED = frozenset({"counter"})
+
+
 def register_kind(cls: type[Kind], *aliases: str) -> type[Kind]:
     """Register a kind so that the shorthand grammar and the wire know it.
 
@@ -192,6 +242,10 @@ def register_kind(cls: type[Kind], *aliases: str) -> type[Kind]:
         if not (isinstance(word, str) and word.isidentifier() and word == word.lower()):
             raise ResourceError(
                 f"register_kind({cls.__name__}): name {word!r} must be a lower-case identifier"
+            )
+        if word in _RESERVED:
+            raise ResourceError(
+                f"register_kind({cls.__name__}): name {word!r} is reserved (counters use it)"
             )
         taken = _REGISTRY.get(_ALIASES.get(word, word))
         if taken is not None and taken is not cls:

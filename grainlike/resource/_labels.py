@@ -106,8 +106,8 @@ class Counter(Kind):
         new._live = None
         return new
 
-    @property  # type: ignore[override]
-    def name(self) -> str:
+    @property
+    def name(self) -> str:  # type: ignore[override]
         """The counter's name."""
         return self.counter
 
@@ -123,6 +123,9 @@ class Counter(Kind):
     @property
     def label(self) -> str:
         return self.counter
+
+    def _what(self) -> str:
+        return f"Counter({self.counter!r})"
 
     def _fits(self, req: Self, *, total: bool) -> bool:
         return req._n <= (self._n if total else self._free)
@@ -146,13 +149,15 @@ class Counter(Kind):
 
     @classmethod
     def parse(cls, name: str, value: str | None, *, capacity: bool) -> Self | None:
-        """Parse ``name:value`` for an unregistered name."""
+        """Parse ``name:value`` for an unregistered name (``value`` is ``None`` when bare)."""
         if value is None:
             return cls(name, 1)
         try:
             count = int(value.strip())
         except ValueError:
             raise ResourceError(f"{name}:{value}: a counter takes a whole number") from None
+        if count < 0:
+            raise ResourceError(f"Counter({name!r}, {count}): a count must not be negative")
         if count == 0 and capacity:
             return None
         return cls(name, count)

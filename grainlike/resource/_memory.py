@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Self
 
+from .._exceptions import ResourceError
 from ._kind import Kind, register_kind
 from ._units import KIB_PER_GB, format_kib, parse_kib
 
@@ -30,7 +31,9 @@ class Memory(Kind):
     @classmethod
     def from_kib(cls, kib: int) -> Self:
         """Memory of exactly ``kib`` KiB (at least 1)."""
-        return cls(f"{kib}K")
+        if isinstance(kib, bool) or not isinstance(kib, int) or kib < 1:
+            raise ResourceError(f"Memory.from_kib({kib!r}): a size is a whole number of KiB >= 1")
+        return cls._of(kib)
 
     @classmethod
     def _of(cls, kib: int) -> Self:
@@ -40,7 +43,7 @@ class Memory(Kind):
         return new
 
     @property
-    def M(self) -> float:  # noqa: N802 - Grain's name, part of the contract
+    def M(self) -> float:  # Grain's name, part of the contract
         """Size in GB."""
         return self._kib / KIB_PER_GB
 
@@ -69,9 +72,8 @@ class Memory(Kind):
     def from_text(cls, value: str | None, *, capacity: bool) -> Self | None:
         if value is None:
             return cls(1)
-        if capacity and value.strip() in ("0", "0G", "0M", "0K", "0T"):
-            return None
-        return cls(value)
+        kib = parse_kib(value, what="Memory", zero=capacity)
+        return cls._of(kib) if kib else None
 
     def _same_value(self, other: Self) -> bool:
         return self._kib == other._kib and self._free == other._free

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+from fractions import Fraction
 
 from .._exceptions import ResourceError
 
@@ -26,12 +27,18 @@ _DURATION = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*([smhd]?)\s
 _CLOCK = re.compile(r"^\s*(?:(\d+)-)?(?:(\d+):)?(\d+):(\d+(?:\.\d+)?)\s*$")
 
 
-def parse_kib(value: str | float, *, what: str = "Memory") -> int:
-    """Parse ``16G``, ``512M``, ``0.5`` (GB) or a number of GB into whole KiB."""
+def parse_kib(value: str | float, *, what: str = "Memory", zero: bool = False) -> int:
+    """Parse ``16G``, ``512M``, ``0.5`` (GB) or a number of GB into whole KiB.
+
+    Exact for any size (no float rounding on the way), so that formatting and parsing again
+    gives the same count.  With ``zero``, a size of 0 is returned as 0 instead of rejected.
+    """
     if isinstance(value, bool):
         raise ResourceError(f"{what}({value!r}): memory must be a number of GB or a size string")
     if isinstance(value, int | float):
-        gb = float(value)
+        if not math.isfinite(value):
+            raise ResourceError(f"{what}({value!r}): memory must be positive and finite")
+        kib = Fraction(value) * KIB_PER_GB
     elif isinstance(value, str):
         match = _MEMORY.match(value)
         if match is None:
@@ -39,15 +46,16 @@ def parse_kib(value: str | float, *, what: str = "Memory") -> int:
                 f"{what}({value!r}): not a memory size (use e.g. 16G, 512M, 0.5 for GB)"
             )
         number, unit = match.groups()
-        gb = float(number) * _MEMORY_UNITS[(unit or "G").upper()] / KIB_PER_GB
+        kib = Fraction(number) * _MEMORY_UNITS[(unit or "G").upper()]
     else:
         raise ResourceError(f"{what}({value!r}): memory must be a number of GB or a size string")
-    if not math.isfinite(gb) or gb <= 0:
+    if kib == 0 and zero:
+        return 0
+    if kib <= 0:
         raise ResourceError(f"{what}({value!r}): memory must be positive and finite")
-    kib = round(gb * KIB_PER_GB)
     if kib < 1:
         raise ResourceError(f"{what}({value!r}): memory must be at least 1K")
-    return kib
+    return round(kib)
 
 
 def format_kib(kib: int) -> str:
@@ -59,10 +67,18 @@ def format_kib(kib: int) -> str:
     return f"{kib}K"
 
 
-def parse_duration(value: str | float, *, what: str = "WTime") -> float:
-    """Parse seconds, ``90s``/``30m``/``2h``/``1d``, ``[d-]hh:mm:ss``, or ``inf``."""
+def parse_duration(
+    value: str | float, *, what: str = "WTime", field: str = "", zero: bool = False
+) -> float:
+    """Parse seconds, ``90s``/``30m``/``2h``/``1d``, ``[d-]hh:mm:ss``, or ``inf``.
+
+    Messages read ``{what}({field}{value!r})``, e.g. ``WTime(T=-5)``.  With ``zero``, a
+    duration of 0 is returned as 0.0 instead of rejected.
+    """
     if isinstance(value, bool):
-        raise ResourceError(f"{what}({value!r}): a duration must be seconds or a time string")
+        raise ResourceError(
+            f"{what}({field}{value!r}): a duration must be seconds or a time string"
+        )
     if isinstance(value, int | float):
         seconds = float(value)
     elif isinstance(value, str):
@@ -81,12 +97,16 @@ def parse_duration(value: str | float, *, what: str = "WTime") -> float:
             )
         else:
             raise ResourceError(
-                f"{what}({value!r}): not a duration (use e.g. 90, 30m, 2h, 1-00:00:00)"
+                f"{what}({field}{value!r}): not a duration (use e.g. 90, 30m, 2h, 1-00:00:00)"
             )
     else:
-        raise ResourceError(f"{what}({value!r}): a duration must be seconds or a time string")
+        raise ResourceError(
+            f"{what}({field}{value!r}): a duration must be seconds or a time string"
+        )
+    if seconds == 0 and zero:
+        return 0.0
     if math.isnan(seconds) or seconds <= 0:
-        raise ResourceError(f"{what}({value!r}): a duration must be positive")
+        raise ResourceError(f"{what}({field}{value!r}): a duration must be positive")
     return seconds
 
 
@@ -97,9 +117,12 @@ def format_duration(seconds: float) -> str:
     if seconds == int(seconds):
         whole = int(seconds)
         for unit in ("d", "h", "m"):
-            if whole % _DURATION_UNITS[unit] == 0:
-                return f"{whole // _DURATION_UNITS[unit]}{unit}"
-        return f"{whole}s"
+            size = _DURATION_UNITS[unit]
+            # Huge values are spelled in seconds unless the unit gives back the same float.
+            if whole % size == 0 and float(whole // size) * size == seconds:
+                return f"{whole // size}{unit}"
+        if float(whole) == seconds and whole < 10**16:
+            return f"{whole}s"
     return f"{seconds!r}s"
 
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
+import re
 import time
+from collections.abc import Callable
 from typing import Self
 
 from .._exceptions import ResourceError
@@ -11,6 +13,9 @@ from ._kind import Kind, register_kind
 from ._units import format_duration, parse_duration
 
 __all__ = ["WTime"]
+
+#: Group names print after '@' in the shorthand, so they avoid its separators.
+_GROUP = re.compile(r"^[^,\[\]]+$")
 
 
 class WTime(Kind):
@@ -24,32 +29,50 @@ class WTime(Kind):
     As a capacity: ``WTime(T=3600, countdown=True)`` is a worker's remaining walltime, counting
     down from construction; it satisfies a request whose ``softT`` fits in what remains.
     WTime is not consumed by allocation.
+
+    Args:
+        T: the hard limit (request) or the walltime (capacity), in seconds or as a string.
+        softT: the time the task is expected to need; defaults to ``T``.
+        group: a name whose limits are learned from earlier runs.
+        countdown: a capacity whose remaining time counts down from now.
+        clock: what a countdown reads, in seconds (default ``time.monotonic``); a worker
+            under trio may pass ``trio.current_time``, and tests a fake clock.
+
+    Raises:
+        ResourceError: for a zero, negative or malformed duration, ``softT > T``, an
+            infinite request limit, or a countdown without ``T``.
     """
 
-    __slots__ = ("_T", "_deadline", "_softT", "countdown", "group")
+    __slots__ = ("_T", "_clock", "_deadline", "_softT", "countdown", "group")
 
     name = "wtime"
     order = 3
     _T: float | None
     _softT: float | None
     _deadline: float
+    _clock: Callable[[], float]
     group: str | None
     countdown: bool
 
     def __init__(
         self,
-        T: float | str | None = None,  # noqa: N803 - Grain's names, part of the contract
-        softT: float | str | None = None,  # noqa: N803
+        T: float | str | None = None,  # Grain's names, part of the contract
+        softT: float | str | None = None,
         group: str | None = None,
         *,
         countdown: bool = False,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        hard = None if T is None else parse_duration(T)
-        soft = None if softT is None else parse_duration(softT)
+        hard = None if T is None else parse_duration(T, field="T=")
+        soft = None if softT is None else parse_duration(softT, field="softT=")
         if hard is None and soft is None and group is None:
             raise ResourceError("WTime(): give a limit T, a soft limit softT, or a group")
-        if group is not None and not (isinstance(group, str) and group.strip()):
-            raise ResourceError(f"WTime(group={group!r}): a group is a non-empty string")
+        if group is not None and not (
+            isinstance(group, str) and group == group.strip() and _GROUP.match(group)
+        ):
+            raise ResourceError(
+                f"WTime(group={group!r}): a group is a non-empty name without ',', '[' or ']'"
+            )
         if countdown and hard is None:
             raise ResourceError("WTime(countdown=True): a walltime capacity needs T")
         if not countdown and hard is not None and math.isinf(hard):
@@ -59,29 +82,31 @@ class WTime(Kind):
         if hard is not None and soft is not None and soft > hard:
             raise ResourceError(f"WTime(T={T!r}, softT={softT!r}): softT must not exceed T")
         self._T = hard
-        self._softT = soft
+        # softT equal to T is the default spelled out: one value, one form.
+        self._softT = None if soft == hard else soft
         self.group = group
         self.countdown = countdown
-        self._deadline = time.monotonic() + hard if countdown and hard is not None else math.inf
+        self._clock = clock
+        self._deadline = clock() + hard if countdown and hard is not None else math.inf
         self._live = None
 
     @property
-    def T(self) -> float | None:  # noqa: N802 - Grain's name, part of the contract
+    def T(self) -> float | None:  # Grain's name, part of the contract
         """The hard limit in seconds (``None``: no limit)."""
         return self._T
 
     @property
-    def softT(self) -> float | None:  # noqa: N802 - Grain's name, part of the contract
+    def softT(self) -> float | None:  # Grain's name, part of the contract
         """The soft limit in seconds (defaults to ``T``; ``None``: unknown)."""
         return self._T if self._softT is None else self._softT
 
     def remaining(self) -> float:
         """Seconds this capacity still offers (counting down when ``countdown``)."""
         if self.countdown:
-            return max(0.0, self._deadline - time.monotonic())
+            return max(0.0, self._deadline - self._clock())
         return math.inf if self._T is None else self._T
 
-    def with_limits(self, T: float, softT: float) -> WTime:  # noqa: N803
+    def with_limits(self, T: float, softT: float) -> WTime:
         """The same request with (learned) limits filled in; the group is kept."""
         return WTime(T, min(softT, T), self.group)
 
@@ -92,7 +117,7 @@ class WTime(Kind):
     def _take(self, req: Self) -> Self:
         new = type(self).__new__(type(self))
         new._T, new._softT, new.group, new.countdown = req._T, req._softT, req.group, False
-        new._deadline = math.inf
+        new._deadline, new._clock = math.inf, time.monotonic
         new._live = None
         return new
 
@@ -120,7 +145,7 @@ class WTime(Kind):
         if capacity:
             if group or soft:
                 raise ResourceError(f"wtime:{value}: a walltime capacity is a single duration")
-            if hard.strip() in ("0", "0s"):
+            if parse_duration(hard, what="wtime", zero=True) == 0:
                 return None
             return cls(hard, countdown=True)
         return cls(hard or None, soft or None, group or None)
