@@ -26,7 +26,7 @@ from .dispatch import (
     wait_all,
 )
 from .resource import Kind, Resources, ResourceSpec, as_resources, parse_resources
-from .worker._local import LocalWorker
+from .worker import LocalWorker
 
 __all__ = ["Session", "current_session", "exec1", "explain", "gather", "open_session", "run"]
 

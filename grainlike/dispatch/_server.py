@@ -109,7 +109,10 @@ class RemoteLink:
             messages, self._outbox = self._outbox, []
             if not messages:
                 messages = [Heartbeat(time.time())]
-            await framed.send_many([encode(m) for m in _merge(messages)])
+            try:
+                await framed.send_many([encode(m) for m in _merge(messages)])
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                return  # the receiving side sees the connection end and removes the worker
 
 
 def _merge(messages: list[Any]) -> list[Any]:
@@ -202,41 +205,53 @@ async def _serve_worker(
     await framed.send(encode(Welcome(worker_id, settings.heartbeat_interval)))
     dispatcher.add_worker(worker_id, hello.capacity, link)
     log.info("worker %s joined from %s with %s", worker_id, peer, hello.capacity)
-    reason = "connection closed"
-    lost = True
+    ending = ["connection closed", True]  # why the worker left, and whether it was lost
     try:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(link.send_loop, framed, settings.heartbeat_interval)
-            while True:
-                with trio.move_on_after(settings.heartbeat_timeout) as timer:
-                    data = await framed.receive()
-                if timer.cancelled_caught:
-                    reason = f"no heartbeat for {settings.heartbeat_timeout:g}s"
-                    break
-                message = decode(data)
-                if isinstance(message, TasksFinished):
-                    _finished(dispatcher, worker_id, message)
-                elif isinstance(message, TasksStarted):
-                    for task_id in message.task_ids:
-                        task = dispatcher.task(task_id)
-                        if task is not None:
-                            dispatcher.task_started(worker_id, task_id, task.attempt)
-                elif isinstance(message, Drain):
-                    dispatcher.stop_placing(worker_id, message.reason)
-                elif isinstance(message, Goodbye):
-                    reason, lost = message.reason, dispatcher.has_running(worker_id)
-                    break
+            await _receive_from_worker(dispatcher, framed, worker_id, settings, ending)
             nursery.cancel_scope.cancel()
-    except trio.EndOfChannel:
-        reason = "the worker closed its connection"
-    except ProtocolError as error:
-        reason = f"protocol error: {error}"
-        log.warning("worker %s (%s): %s", worker_id, peer, error)
-    except (trio.BrokenResourceError, trio.ClosedResourceError) as error:
-        reason = f"connection broke: {error}"
     finally:
+        reason, lost = str(ending[0]), bool(ending[1])
         dispatcher.remove_worker(worker_id, reason, lost=lost)
         log.info("worker %s left: %s", worker_id, reason)
+
+
+async def _receive_from_worker(
+    dispatcher: Dispatcher,
+    framed: FramedStream,
+    worker_id: str,
+    settings: ServerConfig,
+    ending: list[Any],
+) -> None:
+    """Handle a worker's messages until it says goodbye, goes quiet, or its connection ends."""
+    try:
+        while True:
+            with trio.move_on_after(settings.heartbeat_timeout) as timer:
+                data = await framed.receive()
+            if timer.cancelled_caught:
+                ending[0] = f"no heartbeat for {settings.heartbeat_timeout:g}s"
+                return
+            message = decode(data)
+            if isinstance(message, TasksFinished):
+                _finished(dispatcher, worker_id, message)
+            elif isinstance(message, TasksStarted):
+                for task_id in message.task_ids:
+                    task = dispatcher.task(task_id)
+                    if task is not None:
+                        dispatcher.task_started(worker_id, task_id, task.attempt)
+            elif isinstance(message, Drain):
+                dispatcher.stop_placing(worker_id, message.reason)
+            elif isinstance(message, Goodbye):
+                ending[:] = [message.reason, dispatcher.has_running(worker_id)]
+                return
+    except trio.EndOfChannel:
+        ending[0] = "the worker closed its connection"
+    except ProtocolError as error:
+        ending[0] = f"protocol error: {error}"
+        log.warning("worker %s: %s", worker_id, error)
+    except (trio.BrokenResourceError, trio.ClosedResourceError) as error:
+        ending[0] = f"connection broke: {error}"
 
 
 def _finished(dispatcher: Dispatcher, worker_id: str, message: TasksFinished) -> None:

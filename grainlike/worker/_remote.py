@@ -14,7 +14,7 @@ import attrs
 import outcome
 import trio
 
-from .._exceptions import GrainlikeError, TaskFailedError
+from .._exceptions import GrainlikeError, ProtocolError, TaskFailedError
 from ..resource import Resources, WTime
 from ..wire import (
     PROTOCOL_VERSION,
@@ -144,7 +144,10 @@ class _Outbox:
                 messages.append(Goodbye(self.goodbye))
             if not messages:
                 messages.append(Heartbeat(time.time()))
-            await framed.send_many([encode(m) for m in messages])
+            try:
+                await framed.send_many([encode(m) for m in messages])
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                return  # the dispatcher is gone; the receiving side says so
             if self.goodbye is not None:
                 return
 
@@ -250,8 +253,10 @@ async def _work(
                 elif isinstance(message, Goodbye):
                     reason = f"the dispatcher said goodbye: {message.reason}"
                     break
-        except trio.EndOfChannel:
+        except (trio.EndOfChannel, trio.BrokenResourceError, trio.ClosedResourceError):
             pass
+        except ProtocolError as error:
+            reason = f"protocol error from the dispatcher: {error}"
         nursery.cancel_scope.cancel()
     return (outbox.goodbye and f"left: {outbox.goodbye}") or reason
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import socket
 import struct
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -111,9 +113,9 @@ def fail() -> None:
 
 
 async def stamp(seconds: float) -> tuple[float, float]:
-    start = trio.current_time()
+    start = time.time()  # wall clock: the workers are processes on one machine
     await trio.sleep(seconds)
-    return start, trio.current_time()
+    return start, time.time()
 
 
 async def test_tasks_needing_a_token_run_only_on_the_worker_that_has_it() -> None:
@@ -135,8 +137,8 @@ async def test_a_task_on_a_killed_worker_completes_elsewhere_exactly_once() -> N
         victim.send_signal(signal.SIGKILL)
         await cluster.start_worker("survivor", "cores:1,mem:1G")
         assert await handle == "survivor"
-    lost = [e for e in cluster.events if isinstance(e, WorkerLost)]
-    retried = [e for e in cluster.events if isinstance(e, TaskRetried)]
+        lost = [e for e in cluster.events if isinstance(e, WorkerLost)]
+        retried = [e for e in cluster.events if isinstance(e, TaskRetried)]
     assert [e.worker for e in lost] == ["victim"]
     assert [(e.task_id, e.worker) for e in retried] == [(handle.id, "victim")]
 
@@ -221,7 +223,7 @@ async def test_quit_drains_matching_workers_after_their_tasks_finish() -> None:
         await cluster.wait_for(lambda: leaving.returncode is not None)
         assert leaving.returncode == 0
         assert cluster.session.dispatcher.worker_ids() == ["staying"]
-    drained = [e.worker for e in cluster.events if isinstance(e, WorkerDrained)]
+        drained = [e.worker for e in cluster.events if isinstance(e, WorkerDrained)]
     assert drained == ["leaving-1"]
 
 
@@ -233,8 +235,8 @@ async def test_a_pool_limits_concurrency_across_workers() -> None:
             *((stamp @ Cores(1) & Counter("license", 1))(0.2) for _ in range(4))
         )
     spans.sort()
-    # Each worker has its own clock: order by start and require no overlap in sequence.
-    assert len(spans) == 4
+    overlaps = [(a, b) for a, b in itertools.pairwise(spans) if b[0] < a[1]]
+    assert overlaps == []  # one license: never two tasks at once, though 4 cores are free
 
 
 async def test_an_unsatisfiable_request_fails_after_the_grace_period() -> None:
