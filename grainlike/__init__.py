@@ -24,3 +24,20 @@ from .resource import parse_resources as parse_resources
 from .resource import register_kind as register_kind
 
 __version__ = "0.1.0"
+
+from ._bound import Bound as Bound
+from ._bound import delayed as delayed
+from ._session import Session as Session
+from ._session import current_session as current_session
+from ._session import exec1 as exec1
+from ._session import explain as explain
+from ._session import gather as gather
+from ._session import open_session as open_session
+from ._session import run as run
+from ._waitgroup import WaitGroup as WaitGroup
+from ._waitgroup import open_waitgroup as open_waitgroup
+from .dispatch import LearningRule as LearningRule
+from .dispatch import TaskHandle as TaskHandle
+from .worker import GVAR as GVAR
+from .worker import current_allocation as current_allocation
+from .worker import run_process as run_process

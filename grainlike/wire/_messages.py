@@ -129,6 +129,8 @@ class TaskSpec:
         allocation: What the task was given on this worker.
         hard_limit: Seconds after which the task is cancelled, or ``None``.
         attempt: Which attempt this is, counting lost-worker retries.
+        after: Start only once task ``after`` (which holds the same allocation) has ended on
+            this worker, or at once if it already has; ``None`` to start at once.
     """
 
     task_id: int
@@ -136,6 +138,7 @@ class TaskSpec:
     allocation: Resources = attrs.field(converter=as_resources)
     hard_limit: float | None = attrs.field(validator=_optional_positive)
     attempt: int = attrs.field(validator=_not_negative)
+    after: int | None = None
 
 
 @attrs.frozen
