@@ -131,7 +131,7 @@ async def open_session(
                 )
                 session.address = f"{host}:{port}"
             if local:
-                capacity = _local_capacity(resources)
+                capacity = await trio.to_thread.run_sync(_local_capacity, resources)
                 worker_id = dispatcher.unique_worker_id(name or f"local-{socket.gethostname()}")
                 session.local_worker = LocalWorker(worker_id, dispatcher, enforce_memory)
                 await nursery.start(session.local_worker.serve)

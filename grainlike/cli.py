@@ -21,11 +21,17 @@ Command = Callable[[argparse.Namespace], int]
 
 
 def _cmd_detect(args: argparse.Namespace) -> int:
-    from .worker import detect_capacity
+    from .worker import describe_node, detect_capacity
 
     capacity = detect_capacity(override=args.resources)
+    for note in describe_node().notes:
+        print(f"note: {note}", file=sys.stderr)
     if args.json:
-        print(json.dumps({label: list(pair) for label, pair in capacity.stat().items()}))
+        stat = {
+            label: [None if total == float("inf") else total for total in pair]
+            for label, pair in capacity.stat().items()
+        }
+        print(json.dumps({"capacity": str(capacity), "available": stat}))
     else:
         print(capacity)
     return 0
@@ -91,11 +97,10 @@ def _cmd_worker(args: argparse.Namespace) -> int:
 
     from .worker import WorkerOptions, detect_capacity, serve_worker
 
-    capacity = detect_capacity(override=args.resources)
-    if args.walltime is not None:
-        from .resource import with_overrides
-
-        capacity = with_overrides(capacity, f"wtime:{args.walltime}")
+    override = ",".join(
+        part for part in (args.resources, args.walltime and f"wtime:{args.walltime}") if part
+    )
+    capacity = detect_capacity(override=override or None)
     options = WorkerOptions(
         name=args.name or "",
         connect_timeout=args.connect_timeout,

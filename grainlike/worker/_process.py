@@ -28,6 +28,8 @@ def allocation_environment(
     env = dict(os.environ if base is None else base)
     gpus = allocation.get(GPU)
     env["CUDA_VISIBLE_DEVICES"] = ",".join(str(i) for i in gpus.ids) if gpus is not None else ""
+    # GPU IDs are NVML indices, which follow PCI bus order; CUDA's default order differs.
+    env.setdefault("CUDA_DEVICE_ORDER", "PCI_BUS_ID")
     cores = allocation.get(Cores)
     if cores is not None:
         env["OMP_NUM_THREADS"] = str(cores.N)

@@ -87,9 +87,12 @@ def test_resources_override_detection_per_kind() -> None:
 @pytest.mark.slow
 def test_json_reports_available_and_total_per_kind() -> None:
     report = json.loads(run_detect("--json"))
-    assert report["cores"] == [float(len(AFFINITY))] * 2
-    assert report["mem"] == [expected_memory().M] * 2
-    assert set(report) - {"gpu"} == {"cores", "mem", "wtime"}
+    available = report["available"]
+    assert available["cores"] == [float(len(AFFINITY))] * 2
+    assert available["mem"] == [expected_memory().M] * 2
+    assert available["wtime"] == [None, None]  # unlimited: JSON has no infinity
+    assert set(available) - {"gpu"} == {"cores", "mem", "wtime"}
+    assert report["capacity"].startswith("cores:")
 
 
 def _own_memory_cgroup() -> tuple[Path, str] | None:
