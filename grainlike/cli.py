@@ -82,6 +82,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.listen is not None:
         options["key"] = _key(args.key_file)
         options["unsatisfiable_grace"] = args.grace
+        options["max_frame"] = args.max_frame
+        if args.tls_cert is not None:
+            from .wire import tls_server_context
+
+            options["tls"] = tls_server_context(args.tls_cert, args.tls_key)
+    elif args.tls_cert is not None:
+        raise ConfigError("--tls-cert needs --listen: TLS protects connections from workers")
     run(main, **options)
     return 0
 
@@ -228,6 +235,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--stats", metavar="FILE", help="learned time limits file")
     run.add_argument("--key-file", help="shared key file for remote workers")
     run.add_argument("--enforce-memory", action="store_true", help="kill processes over Memory")
+    run.add_argument("--tls-cert", help="serve workers over TLS with this certificate (PEM)")
+    run.add_argument("--tls-key", help="the certificate's private key, if not in --tls-cert")
+    run.add_argument("--max-frame", type=int, default=64 * 2**20, help="largest frame in bytes")
     progress = run.add_mutually_exclusive_group()
     progress.add_argument("--progress", dest="progress", action="store_true", default=None)
     progress.add_argument("--no-progress", dest="progress", action="store_false")

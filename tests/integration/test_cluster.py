@@ -12,6 +12,7 @@ import sys
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import cloudpickle
@@ -46,7 +47,13 @@ class Cluster:
         return self.session.address
 
     async def start_worker(
-        self, name: str, resources: str, *, key: bytes = KEY, join: bool = True
+        self,
+        name: str,
+        resources: str,
+        *,
+        key: bytes = KEY,
+        join: bool = True,
+        extra: tuple[str, ...] = (),
     ) -> trio.Process:
         env = dict(os.environ, GRAINLIKE_KEY=key.hex())
         command = [
@@ -61,6 +68,7 @@ class Cluster:
             resources,
             "--connect-timeout",
             "10",
+            *extra,
         ]
         process = await trio.lowlevel.open_process(
             command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
@@ -262,3 +270,25 @@ async def test_status_lists_workers_and_why_the_oldest_task_waits() -> None:
         assert "busy is busy" in report.text
         await running
         await waiting
+
+
+async def test_workers_join_over_tls_and_a_worker_without_the_ca_is_refused(
+    tmp_path: Path,
+) -> None:
+    import trustme
+
+    from grainlike.wire import tls_server_context
+
+    authority = trustme.CA()
+    certificate = authority.issue_cert("127.0.0.1")
+    chain = tmp_path / "dispatcher.pem"
+    certificate.private_key_and_cert_chain_pem.write_to_path(str(chain))
+    ca_file = tmp_path / "ca.pem"
+    authority.cert_pem.write_to_path(str(ca_file))
+    async with open_cluster(tls=tls_server_context(chain)) as cluster:
+        await cluster.start_worker("secure", "cores:1,mem:1G", extra=("--tls-ca", str(ca_file)))
+        assert await (where @ Cores(1))() == ("secure", [0])
+        plain = await cluster.start_worker("plain", "cores:1,mem:1G", join=False)
+        await plain.wait()
+        assert plain.returncode != 0
+        assert cluster.session.dispatcher.worker_ids() == ["secure"]
