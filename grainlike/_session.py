@@ -96,6 +96,7 @@ async def open_session(
     tls: ssl.SSLContext | None = None,
     heartbeat_interval: float = 1.0,
     heartbeat_timeout: float = 10.0,
+    max_frame: int = 64 * 2**20,
 ) -> AsyncIterator[Session]:
     """Run a dispatcher (and, with ``local``, an embedded worker) for the duration of the block.
 
@@ -113,7 +114,9 @@ async def open_session(
         pools=parse_resources(pools, capacity=True) if pools is not None else None,
     )
     server = ServerConfig(
-        heartbeat_interval=heartbeat_interval, heartbeat_timeout=heartbeat_timeout
+        heartbeat_interval=heartbeat_interval,
+        heartbeat_timeout=heartbeat_timeout,
+        max_frame=max_frame,
     )
     learned = LearnedLimits.open(stats, learning)
     dispatcher = Dispatcher(config, learned)

@@ -466,10 +466,16 @@ class Dispatcher:
         if task.state is TaskState.DONE:
             return f"task {task.id} ({task.name}) is done"
         request = task.request
-        shape_request = request
+        # Pooled counters come from the dispatcher's pools, not from any worker.
+        shape_request = Resources(*(p for p in request.parts() if p.key not in self._pool_keys))
+        pool_part = Resources(*(p for p in request.parts() if p.key in self._pool_keys))
         if not len(self._workers):
             return f"task {task.id} ({task.name}) waits: no worker is connected"
         reasons = []
+        if len(pool_part) and self._pools is not None:
+            pools_short = self._pools.shortfall(pool_part)
+            if pools_short:
+                reasons.append(f"the pools are in use (free too little {', '.join(pools_short)})")
         for worker in sorted(self._workers, key=lambda w: w.order):
             short = worker.capacity.shortfall(shape_request, total=True)
             if short:

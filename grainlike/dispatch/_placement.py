@@ -184,7 +184,17 @@ class WorkerIndex:
 
     def ever_fits(self, request: Resources) -> bool:
         """Whether any connected worker's total capacity could satisfy ``request``."""
-        return any(g.buckets and g.can_ever_fit(request) for g in self._classes.values())
+        wtime = request.get(WTime)
+        for group in self._classes.values():
+            if not group.buckets or not group.can_ever_fit(request):
+                continue
+            if wtime is None:
+                return True
+            # Walltime is per worker (classes leave it out): some worker must have enough left.
+            for bucket in group.buckets.values():
+                if any(not w.capacity.shortfall(wtime, total=True) for w in bucket):
+                    return True
+        return False
 
 
 def estimated_free_at(worker: WorkerState) -> float:

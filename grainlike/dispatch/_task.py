@@ -58,10 +58,27 @@ class Task:
         self.state = TaskState.DONE
         waiter, self._waiter = self._waiter, None
         if waiter is not None:
-            trio.lowlevel.reschedule(waiter, result)
+            trio.lowlevel.reschedule(waiter, _fresh(result))
         elif self._on_done is not None:
             self._on_done(self)
         return True
+
+
+def _unwrap(result: outcome.Outcome[Any]) -> Any:
+    """The task's value, or raise its error; unlike ``Outcome.unwrap`` this may be repeated,
+    so a handle can be awaited (or gathered) more than once."""
+    if isinstance(result, outcome.Error):
+        raise result.error
+    assert isinstance(result, outcome.Value)
+    return result.value
+
+
+def _fresh(result: outcome.Outcome[Any]) -> outcome.Outcome[Any]:
+    """A copy of ``result`` for trio to unwrap, leaving the task's own unused."""
+    if isinstance(result, outcome.Error):
+        return outcome.Error(result.error)
+    assert isinstance(result, outcome.Value)
+    return outcome.Value(result.value)
 
 
 class TaskHandle:
@@ -107,7 +124,7 @@ class TaskHandle:
 
             return await trio.lowlevel.wait_task_rescheduled(abort)
         await trio.lowlevel.checkpoint()
-        return task.result.unwrap()
+        return _unwrap(task.result)
 
     def __repr__(self) -> str:
         return f"<TaskHandle {self.task.id} {self.task.name} {self.task.state.value}>"
@@ -155,8 +172,8 @@ async def wait_all(handles: list[TaskHandle]) -> list[Any]:
         if first_error:
             failed = first_error[0].result
             assert failed is not None
-            failed.unwrap()  # raises the task's exception
-        return [h.task.result.unwrap() for h in handles]  # type: ignore[union-attr]
+            _unwrap(failed)  # raises the task's exception
+        return [_unwrap(h.task.result) for h in handles]  # type: ignore[arg-type]
     except BaseException:
         for handle in handles:
             handle.cancel()

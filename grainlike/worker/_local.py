@@ -64,8 +64,11 @@ class LocalWorker:
         nursery = self._nursery
         assert nursery is not None, "LocalWorker.serve is not running"
         for task in tasks:
+            # The scope exists before the task first runs, so a cancel that arrives in between
+            # is not lost.
+            scope = self._scopes[task.id] = trio.CancelScope()
             nursery.start_soon(
-                self._run, task.id, task.attempt, task.work, task.allocation, task.hard_limit
+                self._run, scope, task.id, task.attempt, task.work, task.allocation, task.hard_limit
             )
 
     def cancel_task(self, task_id: int) -> None:
@@ -81,14 +84,20 @@ class LocalWorker:
             self.reporter.remove_worker(self.worker_id, reason, lost=False)
 
     async def _run(
-        self, task_id: int, attempt: int, work: Any, allocation: Any, hard_limit: float | None
+        self,
+        scope: trio.CancelScope,
+        task_id: int,
+        attempt: int,
+        work: Any,
+        allocation: Any,
+        hard_limit: float | None,
     ) -> None:
         context = TaskContext(allocation, self.worker_id, task_id, self.enforce_memory)
         reporter = self.reporter
         start = trio.current_time()
         result: outcome.Outcome[Any] = outcome.Error(trio.TooSlowError("never ran"))
-        with trio.CancelScope() as scope:
-            self._scopes[task_id] = scope
+        with scope:
+            await trio.lowlevel.checkpoint_if_cancelled()  # cancelled before it began: skip it
             reporter.task_started(self.worker_id, task_id, attempt)
             result = await run_work(work, context, hard_limit, self._limiter)
         del self._scopes[task_id]

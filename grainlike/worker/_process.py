@@ -40,10 +40,13 @@ def allocation_environment(
 
 async def _terminate_group(process: trio.Process) -> None:
     kill_process_group(process.pid, signal.SIGTERM)
-    with trio.move_on_after(TERMINATE_GRACE):
-        await process.wait()
-        return
-    kill_process_group(process.pid, signal.SIGKILL)
+    try:
+        with trio.move_on_after(TERMINATE_GRACE):
+            await process.wait()
+    finally:
+        # Always, even when the leader exited in time (trio then cancels this function): the
+        # rest of its group may have ignored SIGTERM, and the whole group must go.
+        kill_process_group(process.pid, signal.SIGKILL)
 
 
 async def run_process(

@@ -87,5 +87,9 @@ def test_the_layering_check_sees_relative_and_absolute_crossings(tmp_path: Path)
         "from ..dispatch import _queue\nfrom .. import dispatch\nimport grainlike.api\n"
         "from ._local import x\n"
     )
-    assert _imported_layers(module, tmp_path) == {("dispatch", 1), ("dispatch", 2), ("api", 3),
-                                                  ("worker", 4)}
+    assert _imported_layers(module, tmp_path) == {
+        ("dispatch", 1),
+        ("dispatch", 2),
+        ("api", 3),
+        ("worker", 4),
+    }

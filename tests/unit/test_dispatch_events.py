@@ -1,0 +1,114 @@
+"""Events: frozen values with timestamps, delivered in order to any number of subscribers."""
+
+from __future__ import annotations
+
+import time
+
+import attrs
+import pytest
+
+import grainlike as gl
+from grainlike import Cores
+from grainlike.dispatch import (
+    Event,
+    EventBus,
+    TaskFailed,
+    TaskFinished,
+    TaskPlaced,
+    TaskRetried,
+    TaskStarted,
+    TaskSubmitted,
+    WorkerJoined,
+)
+
+pytestmark = pytest.mark.usefixtures("local_capacity")
+
+
+def test_every_subscriber_gets_every_event_in_publication_order() -> None:
+    bus = EventBus()
+    first: list[Event] = []
+    second: list[Event] = []
+    bus.subscribe(first.append)
+    bus.subscribe(second.append)
+    events = [WorkerJoined("w", "cores:2"), TaskSubmitted(1, "f", "cores:1", 0)]
+    for event in events:
+        bus.publish(event)
+    assert first == events
+    assert second == events
+
+
+def test_an_unsubscribed_subscriber_gets_nothing_more() -> None:
+    bus = EventBus()
+    seen: list[Event] = []
+    unsubscribe = bus.subscribe(seen.append)
+    bus.publish(TaskStarted(1, "w"))
+    unsubscribe()
+    bus.publish(TaskStarted(2, "w"))
+    assert seen == [TaskStarted(1, "w", at=seen[0].at)]
+
+
+def test_a_bus_is_active_only_while_somebody_listens() -> None:
+    bus = EventBus()
+    assert not bus.active
+    unsubscribe = bus.subscribe(lambda event: None)
+    assert bus.active
+    unsubscribe()
+    assert not bus.active
+
+
+def test_events_are_frozen_and_stamped_with_wall_clock_time() -> None:
+    before = time.time()
+    event = TaskFinished(1, "w", 2.5)
+    assert before <= event.at <= time.time()
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        event.duration = 3.0  # type: ignore[misc]
+
+
+async def test_one_task_publishes_submitted_placed_started_finished_in_order() -> None:
+    async def double(x: int) -> int:
+        return 2 * x
+
+    async with gl.open_session(stats=None, name="here") as session:
+        seen: list[Event] = []
+        session.dispatcher.events.subscribe(seen.append)
+        handle = (double @ Cores(2))(21)
+        assert await handle == 42
+    assert [type(event) for event in seen] == [TaskSubmitted, TaskPlaced, TaskStarted, TaskFinished]
+    submitted, placed, started, finished = seen
+    name = handle.task.name
+    assert name.endswith("double")
+    assert submitted == TaskSubmitted(handle.id, name, "cores:2", 0, at=submitted.at)
+    assert placed == TaskPlaced(handle.id, "here", "cores:2", (0, 1), (), 1, at=placed.at)
+    assert started == TaskStarted(handle.id, "here", at=started.at)
+    assert isinstance(finished, TaskFinished) and finished.task_id == handle.id
+    assert [event.at for event in seen] == sorted(event.at for event in seen)
+
+
+async def test_a_retried_failure_publishes_failed_then_retried_then_runs_again() -> None:
+    calls = 0
+
+    async def flaky() -> str:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise OSError("disk hiccup")
+        return "ok"
+
+    async with gl.open_session(stats=None, name="here") as session:
+        seen: list[Event] = []
+        session.dispatcher.events.subscribe(seen.append)
+        assert await (flaky @ Cores(1)).options(retries=1)() == "ok"
+    assert [type(event).__name__ for event in seen] == [
+        "TaskSubmitted",
+        "TaskPlaced",
+        "TaskStarted",
+        "TaskFailed",
+        "TaskRetried",
+        "TaskPlaced",
+        "TaskStarted",
+        "TaskFinished",
+    ]
+    failed, retried = seen[3], seen[4]
+    assert isinstance(failed, TaskFailed) and failed.error == "OSError: disk hiccup"
+    assert isinstance(retried, TaskRetried) and retried.attempt == 2
+    assert [e.attempt for e in seen if isinstance(e, TaskPlaced)] == [1, 2]

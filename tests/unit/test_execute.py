@@ -1,0 +1,255 @@
+"""Running one task (``run_work``) and the embedded worker that runs many (``LocalWorker``)."""
+
+from __future__ import annotations
+
+import inspect
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import attrs
+import outcome
+import pytest
+import trio
+import trio.testing
+
+import grainlike as gl
+from grainlike import Cores, Resources
+from grainlike.resource import as_resources
+from grainlike.worker._context import TaskContext
+from grainlike.worker._execute import Work, run_work
+from grainlike.worker._local import LocalWorker
+
+ALLOCATION = as_resources(Cores([3]))
+CONTEXT = TaskContext(ALLOCATION, "worker-1", 7)
+
+
+def work(fn: Any, *args: Any, **kwargs: Any) -> Work:
+    """What the embedded worker is handed for ``fn(*args, **kwargs)``."""
+    return (fn, args, kwargs, inspect.iscoroutinefunction(fn))
+
+
+async def seen_async() -> tuple[list[int], str, int, int]:
+    await trio.sleep(0)
+    return gl.GVAR.res.c, gl.GVAR.instance, gl.GVAR.task_id, threading.get_ident()
+
+
+def seen_sync() -> tuple[list[int], str, int, int]:
+    return gl.GVAR.res.c, gl.GVAR.instance, gl.GVAR.task_id, threading.get_ident()
+
+
+# -- run_work -------------------------------------------------------------------------------------
+
+
+async def test_an_async_function_runs_on_the_loop_and_sees_its_context() -> None:
+    limiter = trio.CapacityLimiter(1)
+    result = await run_work(work(seen_async), CONTEXT, None, limiter)
+    assert result == outcome.Value(([3], "worker-1", 7, threading.get_ident()))
+
+
+async def test_a_sync_function_runs_in_a_thread_and_sees_its_context() -> None:
+    limiter = trio.CapacityLimiter(1)
+    result = await run_work(work(seen_sync), CONTEXT, None, limiter)
+    assert isinstance(result, outcome.Value)
+    cores, instance, task_id, thread = result.value
+    assert (cores, instance, task_id) == ([3], "worker-1", 7)
+    assert thread != threading.get_ident()
+
+
+async def test_arguments_reach_the_function() -> None:
+    def combine(a: int, b: int, *, c: int) -> tuple[int, int, int]:
+        return a, b, c
+
+    result = await run_work(
+        (combine, (1, 2), {"c": 3}, False), CONTEXT, None, trio.CapacityLimiter(1)
+    )
+    assert result == outcome.Value((1, 2, 3))
+
+
+@pytest.mark.parametrize("is_async", [False, True], ids=["sync", "async"])
+async def test_an_exception_is_captured_as_the_result(is_async: bool) -> None:
+    error = ValueError("bad input")
+
+    def sync_fail() -> None:
+        raise error
+
+    async def async_fail() -> None:
+        raise error
+
+    fn: Any = async_fail if is_async else sync_fail
+    result = await run_work((fn, (), {}, is_async), CONTEXT, None, trio.CapacityLimiter(1))
+    assert result == outcome.Error(error)
+
+
+async def test_an_async_function_past_its_hard_limit_gets_too_slow(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    result = await run_work(work(trio.sleep, 100), CONTEXT, 5.0, trio.CapacityLimiter(1))
+    assert isinstance(result, outcome.Error) and isinstance(result.error, trio.TooSlowError)
+    assert trio.current_time() == 5.0
+
+
+async def test_a_sync_function_that_returns_past_its_hard_limit_gets_too_slow(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    def slow() -> str:
+        trio.from_thread.run(trio.sleep, 10)  # ten seconds on the test's clock
+        return "late"
+
+    result = await run_work((slow, (), {}, False), CONTEXT, 5.0, trio.CapacityLimiter(1))
+    assert isinstance(result, outcome.Error)
+    assert isinstance(result.error, trio.TooSlowError)
+    assert "past its hard limit of 5s" in str(result.error)
+
+
+async def test_a_sync_function_within_its_hard_limit_returns_its_value(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    def quick() -> str:
+        trio.from_thread.run(trio.sleep, 1)
+        return "on time"
+
+    result = await run_work((quick, (), {}, False), CONTEXT, 5.0, trio.CapacityLimiter(1))
+    assert result == outcome.Value("on time")
+
+
+async def test_cancellation_is_not_captured_as_a_result() -> None:
+    with trio.CancelScope() as scope:
+        scope.cancel()
+        await run_work(work(trio.sleep, 10), CONTEXT, None, trio.CapacityLimiter(1))
+        pytest.fail("run_work swallowed the cancellation")  # pragma: no cover
+    assert scope.cancelled_caught
+
+
+# -- LocalWorker ----------------------------------------------------------------------------------
+
+
+@attrs.define
+class Assignment:
+    id: int
+    work: Work
+    allocation: Resources = ALLOCATION
+    hard_limit: float | None = None
+    attempt: int = 1
+
+
+@attrs.define
+class FakeReporter:
+    """Records what the worker reports, in order."""
+
+    reports: list[tuple[Any, ...]] = attrs.field(factory=list)
+
+    def task_started(self, worker_id: str, task_id: int, attempt: int) -> None:
+        self.reports.append(("started", worker_id, task_id, attempt))
+
+    def task_done(
+        self,
+        worker_id: str,
+        task_id: int,
+        attempt: int,
+        result: outcome.Outcome[Any],
+        duration: float,
+    ) -> None:
+        self.reports.append(("done", worker_id, task_id, attempt, result, duration))
+
+    def remove_worker(self, worker_id: str, reason: str, *, lost: bool = True) -> None:
+        self.reports.append(("removed", worker_id, reason, lost))
+
+    def outcome_of(self, task_id: int) -> outcome.Outcome[Any]:
+        (result,) = [r[4] for r in self.reports if r[0] == "done" and r[2] == task_id]
+        return result  # type: ignore[no-any-return]
+
+
+@asynccontextmanager
+async def local_worker() -> AsyncIterator[tuple[LocalWorker, FakeReporter]]:
+    reporter = FakeReporter()
+    worker = LocalWorker("local", reporter)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(worker.serve)
+        yield worker, reporter
+        nursery.cancel_scope.cancel()
+
+
+async def test_the_worker_reports_a_task_started_then_done_with_its_duration(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async def job() -> str:
+        await trio.sleep(3)
+        return "ok"
+
+    async with local_worker() as (worker, reporter):
+        worker.run_tasks([Assignment(1, (job, (), {}, True), attempt=2)])
+        await trio.sleep(10)
+    assert reporter.reports == [
+        ("started", "local", 1, 2),
+        ("done", "local", 1, 2, outcome.Value("ok"), 3.0),
+    ]
+
+
+async def test_a_task_cancelled_before_it_started_never_runs() -> None:
+    ran: list[int] = []
+
+    async def job() -> None:
+        ran.append(1)
+
+    async with local_worker() as (worker, reporter):
+        worker.run_tasks([Assignment(1, (job, (), {}, True))])
+        worker.cancel_task(1)  # before the worker's task got to run
+        await trio.testing.wait_all_tasks_blocked()
+    assert ran == []
+    result = reporter.outcome_of(1)
+    assert isinstance(result, outcome.Error) and isinstance(result.error, trio.TooSlowError)
+
+
+async def test_a_running_task_is_cancelled_and_still_reported_done(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    cleaned_up: list[bool] = []
+
+    async def job() -> None:
+        try:
+            await trio.sleep_forever()
+        finally:
+            cleaned_up.append(True)
+
+    async with local_worker() as (worker, reporter):
+        worker.run_tasks([Assignment(1, (job, (), {}, True))])
+        await trio.sleep(1)
+        worker.cancel_task(1)
+        worker.cancel_task(99)  # unknown ids are ignored
+        await trio.testing.wait_all_tasks_blocked()
+    assert cleaned_up == [True]
+    result = reporter.outcome_of(1)
+    assert isinstance(result, outcome.Error) and "task 1 was cancelled" in str(result.error)
+
+
+async def test_a_task_past_its_hard_limit_does_not_stop_the_next_one(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with local_worker() as (worker, reporter):
+        worker.run_tasks([Assignment(1, work(trio.sleep, 100), hard_limit=5)])
+        await trio.sleep(6)
+        worker.run_tasks([Assignment(2, (seen_async, (), {}, True), hard_limit=5)])
+        await trio.sleep(1)
+    first = reporter.outcome_of(1)
+    assert isinstance(first, outcome.Error) and isinstance(first.error, trio.TooSlowError)
+    assert isinstance(reporter.outcome_of(2), outcome.Value)
+
+
+async def test_draining_an_idle_worker_removes_it_at_once() -> None:
+    async with local_worker() as (worker, reporter):
+        worker.drain("asked to quit")
+    assert reporter.reports == [("removed", "local", "asked to quit", False)]
+
+
+async def test_a_draining_worker_leaves_when_its_last_task_ends(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with local_worker() as (worker, reporter):
+        worker.run_tasks([Assignment(1, work(trio.sleep, 2)), Assignment(2, work(trio.sleep, 4))])
+        await trio.sleep(1)
+        worker.drain("walltime ends")
+        await trio.sleep(10)
+    assert [r[0] for r in reporter.reports] == ["started", "started", "done", "done", "removed"]
+    assert reporter.reports[-1] == ("removed", "local", "walltime ends", False)

@@ -1,0 +1,131 @@
+"""Observers of the dispatcher's events: the JSON-lines event log and the progress bar."""
+
+from __future__ import annotations
+
+import io
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trio
+import trio.testing
+
+import grainlike as gl
+from grainlike import GPU, Cores
+from grainlike._observe import event_record
+from grainlike.dispatch import TaskPlaced, WorkerJoined
+
+pytestmark = pytest.mark.usefixtures("local_capacity")
+
+
+def test_an_event_record_names_the_event_and_lists_its_fields() -> None:
+    event = TaskPlaced(4, "node-1", "cores:2,gpu:1", (2, 3), (1,), 1, at=1700000000.5)
+    assert event_record(event) == {
+        "event": "TaskPlaced",
+        "at": 1700000000.5,
+        "task_id": 4,
+        "worker": "node-1",
+        "allocation": "cores:2,gpu:1",
+        "cores": [2, 3],
+        "gpus": [1],
+        "attempt": 1,
+    }
+    assert json.loads(json.dumps(event_record(event))) == event_record(event)
+
+
+def read_log(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+async def test_the_event_log_tells_which_task_ran_where_on_which_cores_and_for_how_long(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
+    async def job(seconds: float) -> None:
+        await trio.sleep(seconds)
+
+    log = tmp_path / "run.jsonl"
+    async with gl.open_session(stats=None, events=log, name="box", resources="cores:3,gpu:1"):
+        handles = [
+            (job @ Cores(2))(2.0),
+            (job @ Cores(1) & GPU(1)).options(name="gpu-job")(1.0),
+            (job @ Cores(1))(3.0),
+        ]
+        await gl.gather(*handles)
+        session_ids = [h.id for h in handles]
+    records = read_log(log)
+    assert records[0] == {
+        "event": "WorkerJoined",
+        "at": records[0]["at"],
+        "worker": "box",
+        "capacity": "cores:3,mem:4G,gpu:1,wtime:inf",
+    }
+    runs: dict[int, dict[str, Any]] = {}
+    for record in records:
+        if "task_id" in record:
+            runs.setdefault(record["task_id"], {})[record["event"]] = record
+    assert sorted(runs) == sorted(session_ids)
+    for task_id, seconds in zip(session_ids, (2.0, 1.0, 3.0), strict=True):
+        events = runs[task_id]
+        assert list(events) == ["TaskSubmitted", "TaskPlaced", "TaskStarted", "TaskFinished"]
+        assert events["TaskPlaced"]["worker"] == "box"
+        assert events["TaskFinished"]["duration"] == seconds
+    placed = {task_id: runs[task_id]["TaskPlaced"] for task_id in session_ids}
+    cores = [placed[task_id]["cores"] for task_id in session_ids]
+    assert [len(group) for group in cores] == [2, 1, 1]
+    assert set(cores[0]).isdisjoint(cores[1])  # the first two ran side by side
+    assert [placed[task_id]["gpus"] for task_id in session_ids] == [[], [0], []]
+    assert runs[session_ids[1]]["TaskSubmitted"]["name"] == "gpu-job"
+
+
+async def test_the_event_log_is_complete_when_the_session_ends(tmp_path: Path) -> None:
+    async def nothing() -> None:
+        pass
+
+    log = tmp_path / "run.jsonl"
+    async with gl.open_session(stats=None, events=log):
+        for _ in range(50):
+            await (nothing @ Cores(1))()
+    names = [record["event"] for record in read_log(log)]
+    assert names.count("TaskFinished") == 50
+    assert names[0] == WorkerJoined.__name__
+
+
+class FakeTerminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+async def test_the_progress_bar_stays_quiet_when_stderr_is_not_a_terminal(
+    autojump_clock: trio.testing.MockClock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    stderr = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", stderr)
+
+    async def job() -> None:
+        await trio.sleep(1)
+
+    async with gl.open_session(stats=None, progress=True):
+        await gl.gather(*[(job @ Cores(1))() for _ in range(4)])
+    assert stderr.getvalue() == ""
+
+
+async def test_the_progress_bar_shows_done_running_and_queued_on_a_terminal(
+    autojump_clock: trio.testing.MockClock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    terminal = FakeTerminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+
+    async def job() -> None:
+        await trio.sleep(1)
+
+    async with gl.open_session(stats=None, progress=True):
+        await gl.gather(*[(job @ Cores(1))() for _ in range(4)])
+        await trio.sleep(0.5)
+    shown = terminal.getvalue()
+    assert "tasks" in shown
+    assert "4/4" in shown  # done out of all tasks
+    assert "running 0  queued 0" in shown
