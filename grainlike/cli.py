@@ -220,9 +220,12 @@ def _parser() -> argparse.ArgumentParser:
     detect.add_argument("--json", action="store_true", help="print JSON instead of shorthand")
     detect.set_defaults(handler=_cmd_detect)
 
-    run = commands.add_parser("run", help="run a script's `async def main()` under a dispatcher")
+    run = commands.add_parser(
+        "run",
+        help="run a script's `async def main()` under a dispatcher",
+        epilog="Arguments after `--` go to the script (in sys.argv).",
+    )
     run.add_argument("script", help="a Python file defining `async def main()`")
-    run.add_argument("script_args", nargs=argparse.REMAINDER, help="arguments for the script")
     run.add_argument("--resources", help="the embedded worker's capacity, per kind")
     run.add_argument("--listen", metavar="HOST:PORT", help="also accept remote workers here")
     run.add_argument("--no-local", action="store_true", help="run no embedded worker")
@@ -317,7 +320,13 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``grainlike`` command line; returns the exit status."""
-    args = _parser().parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    script_args: list[str] = []
+    if "--" in words:  # what follows is the script's, not ours
+        split = words.index("--")
+        words, script_args = words[:split], words[split + 1 :]
+    args = _parser().parse_args(words)
+    args.script_args = script_args
     handler: Command = args.handler
     try:
         return handler(args)

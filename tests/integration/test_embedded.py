@@ -116,11 +116,6 @@ def test_grainlike_run_runs_the_quickstart_example(tmp_path: Path) -> None:
     assert events.count("TaskFinished") == 7
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="cli.py parses script_args with argparse.REMAINDER, so options after the script "
-    "(the spec's `grainlike run script.py --events ...`) go to the script instead",
-)
 def test_grainlike_run_takes_its_options_after_the_script(tmp_path: Path) -> None:
     _, events = grainlike_run(tmp_path, options_after_script=True)
     assert events.count("TaskFinished") == 7
