@@ -48,7 +48,7 @@ def _imported_layers(path: Path, root: Path = PACKAGE.parent) -> set[tuple[str, 
         for name in names:
             parts = name.split(".")
             if parts[0] == "grainlike" and len(parts) > 1:
-                found.add((parts[1], node.lineno))
+                found.add((parts[1], getattr(node, "lineno", 0)))
     return found
 
 
