@@ -38,7 +38,7 @@ def build(workers: int, queued: int, seed: int = 0) -> tuple[TaskQueue, WorkerIn
     for i in range(workers):
         index.add(WorkerState(f"w{i}", parse_resources(rng.choice(CAPACITIES), capacity=True), i))
     queue = TaskQueue()
-    requests = [as_resources(shape)  # type: ignore[arg-type] for shape in SHAPES]
+    requests = [as_resources(shape) for shape in SHAPES]  # type: ignore[arg-type]
     for i in range(queued):
         request = rng.choice(requests)
         queue.push(Task(i + 1, request, None, "t"))
