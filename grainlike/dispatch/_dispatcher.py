@@ -26,6 +26,7 @@ from ._events import (
 )
 from ._learned import LearnedLimits
 from ._links import WorkerLink
+from ._pipeline import Pipelines
 from ._placement import Reservation, WorkerIndex, WorkerState, plan
 from ._queue import Shape, TaskQueue
 from ._task import Task, TaskHandle, TaskState
@@ -44,12 +45,18 @@ class DispatcherConfig:
     ``unsatisfiable_grace`` is how long (in seconds, counted while at least one worker is
     connected) a request that no worker could ever satisfy waits before its caller gets
     ``UnsatisfiableError``; ``0`` fails at once (embedded mode).
+
+    ``pipeline_window``: on workers that pipeline (remote ones), tasks are sent ahead to wait
+    behind a running task of the same shape, as many as take this many seconds by the shape's
+    measured mean duration (so shapes of longer tasks are not sent ahead); ``0`` turns
+    pipelining off.
     """
 
     max_retries: int = 3
     starvation_bound: float = 30.0
     unsatisfiable_grace: float = 60.0
     pools: Resources | None = None
+    pipeline_window: float = 0.02
 
 
 @attrs.define(eq=False)
@@ -77,9 +84,12 @@ class Dispatcher:
     _workers_version: int = 0
     _learned_seen: int = -1
     _draining: set[str] = attrs.field(factory=set)
+    _pipelines: Pipelines = attrs.field(init=False)
+    _pipelining: int = 0
     completed: int = 0
 
     def __attrs_post_init__(self) -> None:
+        self._pipelines = Pipelines(self.config.pipeline_window)
         pools = self.config.pools
         if pools is not None:
             for part in pools.parts():
@@ -144,8 +154,12 @@ class Dispatcher:
         if worker_id in self._links:
             raise GrainlikeError(f"worker id {worker_id!r} is already connected")
         self._next_order += 1
-        state = WorkerState(worker_id, Resources(*capacity.parts()), self._next_order)
+        depth = link.pipeline if self.config.pipeline_window > 0 else 0
+        state = WorkerState(
+            worker_id, Resources(*capacity.parts()), self._next_order, pipeline=depth
+        )
         self._workers.add(state)
+        self._pipelining += depth > 0
         self._links[worker_id] = link
         self._workers_version += 1
         self.events.publish(WorkerJoined(worker_id, str(capacity)))
@@ -156,20 +170,29 @@ class Dispatcher:
         state = self._workers.get(worker_id)
         if state is None:
             return
+        state.accepting = False
         self._workers.remove(state)
         del self._links[worker_id]
         self._draining.discard(worker_id)
         self._workers_version += 1
+        self._pipelining -= state.pipeline > 0
+        self._pipelines.forget_worker(state)
         if self._reservation is not None and self._reservation.worker is state:
             self._reservation = None
         event = WorkerLost(worker_id, reason) if lost else WorkerDrained(worker_id, reason)
         self.events.publish(event)
-        for task in list(state.running.values()):
-            self._release_pool(task)
-            task.allocation = None
+        # Newest first, so that putting each back at the front of the queue keeps their order.
+        tasks = sorted(state.running.values(), key=lambda t: t.id, reverse=True)
+        # A task still waiting behind another in a pipeline never ran: it is not a lost attempt.
+        ran = {task.id for task in tasks if task.began or self._pipelines.is_first(task)}
+        for task in tasks:
+            self._free(state, task, worker_alive=False)
             task.worker = None
             if task.result is not None:  # cancelled by its caller meanwhile
                 self._tasks.pop(task.id, None)
+                continue
+            if task.id not in ran:
+                self._requeue(task, worker_id, f"worker lost before the task began: {reason}")
                 continue
             task.lost += 1
             if task.lost > self.config.max_retries:
@@ -201,6 +224,7 @@ class Dispatcher:
             return
         state.accepting = False
         self._draining.add(worker_id)
+        self._pipelines.forget_worker(state)
         self._links[worker_id].drain(reason)
 
     def stop_placing(self, worker_id: str, reason: str) -> None:
@@ -209,6 +233,7 @@ class Dispatcher:
         if state is not None:
             state.accepting = False
             self._draining.add(worker_id)
+            self._pipelines.forget_worker(state)
 
     def has_running(self, worker_id: str) -> bool:
         """Whether tasks run on this worker."""
@@ -230,6 +255,7 @@ class Dispatcher:
         task = self._tasks.get(task_id)
         if task is None or task.worker != worker_id or task.attempt != attempt:
             return
+        task.began = True
         if self.events.active:
             self.events.publish(TaskStarted(task_id, worker_id))
 
@@ -251,10 +277,9 @@ class Dispatcher:
         if task is None or state is None or task.worker != worker_id or task.attempt != attempt:
             return
         del state.running[task_id]
-        assert task.allocation is not None
-        self._workers.release(state, task.allocation)
-        self._release_pool(task)
-        task.allocation = None
+        self._free(state, task, worker_alive=True)
+        if state.pipeline:
+            self._pipelines.record(task, duration)
         self._kick()
         if task.result is not None:  # its caller cancelled it
             del self._tasks[task_id]
@@ -277,9 +302,29 @@ class Dispatcher:
         else:
             self._finish(task, result)
 
+    def _free(self, state: WorkerState, task: Task, *, worker_alive: bool) -> None:
+        """Give back what ``task`` held, unless tasks pipelined behind it still use it."""
+        if task.chain is None:
+            if worker_alive:
+                assert task.allocation is not None
+                self._workers.release(state, task.allocation)
+            self._release_pool(task)
+        else:
+            chain = task.chain
+            task.pool_allocation = None  # the chain's, given back with the chain
+            if self._pipelines.leave(task) is not None:
+                if worker_alive:
+                    self._workers.release(state, chain.allocation)
+                if chain.pool_allocation is not None and self._pools is not None:
+                    self._pools.dealloc(chain.pool_allocation)
+            elif worker_alive:
+                chain.tasks[0].started = trio.current_time()
+        task.allocation = None
+
     def _requeue(self, task: Task, worker_id: str, reason: str) -> None:
         task.state = TaskState.QUEUED
         task.worker = None
+        task.after = None
         self._queue.pushleft(task)
         if self.events.active:
             self.events.publish(TaskRetried(task.id, worker_id, task.attempt + 1, reason))
@@ -389,28 +434,37 @@ class Dispatcher:
             reservation=self._reservation,
             shapes=shapes,
         )
-        if not placements:
+        for placement in placements:
+            placement.task.pool_allocation = placement.pool_allocation
+            if placement.worker.pipeline:
+                self._pipelines.begin(placement.task, placement.worker, placement.allocation)
+        assigned = [(p.task, p.worker, p.allocation, p.pool_allocation) for p in placements]
+        if self._pipelining and self._reservation is None:
+            for task in self._pipelines.extend(queue):
+                chain = task.chain
+                assert chain is not None
+                assigned.append((task, chain.worker, chain.allocation, chain.pool_allocation))
+        if not assigned:
             return
         batches: dict[str, list[Task]] = {}
         publish = self.events.active
-        for placement in placements:
-            task, worker = placement.task, placement.worker
+        for task, worker, allocation, pool_allocation in assigned:
             task.state = TaskState.RUNNING
             task.worker = worker.id
-            task.allocation = placement.allocation
-            task.pool_allocation = placement.pool_allocation
-            wtime = placement.allocation.get(WTime)
+            task.allocation = allocation
+            task.pool_allocation = pool_allocation
+            wtime = allocation.get(WTime)
             task.hard_limit = wtime.T if wtime is not None else None
             task.started = now
+            task.began = False
             task.attempt += 1
             worker.running[task.id] = task
             batches.setdefault(worker.id, []).append(task)
             if publish:
-                cores = placement.allocation.get(Cores)
-                gpus = placement.allocation.get(GPU)
-                allocation = placement.allocation
-                if placement.pool_allocation is not None:
-                    allocation = allocation & placement.pool_allocation
+                cores = allocation.get(Cores)
+                gpus = allocation.get(GPU)
+                if pool_allocation is not None:
+                    allocation = allocation & pool_allocation
                 self.events.publish(
                     TaskPlaced(
                         task.id,
@@ -456,12 +510,22 @@ class Dispatcher:
         return len(self._queue)
 
     def running(self) -> int:
-        """How many tasks run."""
-        return sum(len(w.running) for w in self._workers)
+        """How many tasks run (not counting those pipelined behind a running one)."""
+        return sum(len(w.running) for w in self._workers) - self.pipelined()
+
+    def pipelined(self) -> int:
+        """How many tasks wait on a worker behind a running task of the same shape."""
+        first = self._pipelines.is_first
+        return sum(not first(t) for w in self._workers if w.pipeline for t in w.running.values())
 
     def explain(self, task: Task) -> str:
         """Why a task is where it is (for ``gl.explain`` and ``grainlike status``)."""
         if task.state is TaskState.RUNNING:
+            if not self._pipelines.is_first(task):
+                return (
+                    f"task {task.id} ({task.name}) waits on {task.worker} behind task "
+                    f"{task.after}, to run next with {task.allocation} (pipelined)"
+                )
             return f"task {task.id} ({task.name}) runs on {task.worker} with {task.allocation}"
         if task.state is TaskState.DONE:
             return f"task {task.id} ({task.name}) is done"

@@ -16,8 +16,16 @@ class WorkerLink(Protocol):
     The worker answers through the dispatcher's ``task_started``/``task_done``/``worker_lost``.
     """
 
+    @property
+    def pipeline(self) -> int:
+        """How many tasks may wait on this worker behind each running one (0: none)."""
+
     def run_tasks(self, tasks: list[Task]) -> None:
-        """Start these tasks; each carries its allocation, hard limit and attempt number."""
+        """Start these tasks; each carries its allocation, hard limit and attempt number.
+
+        A task whose ``after`` is set starts once task ``after`` (holding the same allocation)
+        has ended on this worker, or at once if it has already ended.
+        """
 
     def cancel_task(self, task_id: int) -> None:
         """Cancel a running task; the worker still reports it done (freeing its resources)."""

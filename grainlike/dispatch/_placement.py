@@ -20,12 +20,16 @@ __all__ = ["Placement", "Reservation", "WorkerIndex", "WorkerState", "plan"]
 
 @attrs.define(eq=False, slots=True)
 class WorkerState:
-    """The dispatcher's view of one worker: its capacity (free and total) and what runs there."""
+    """The dispatcher's view of one worker: its capacity (free and total) and what runs there.
+
+    ``pipeline`` is how many tasks may wait on the worker behind each running one (0: none).
+    """
 
     id: str
     capacity: Resources
     order: int = 0
     accepting: bool = True
+    pipeline: int = 0
     running: dict[int, Task] = attrs.field(factory=dict)
     free_cores: int = 0
 
@@ -203,7 +207,11 @@ def estimated_free_at(worker: WorkerState) -> float:
     for task in worker.running.values():
         if task.hard_limit is None or task.started is None:
             return math.inf
-        latest = max(latest, task.started + task.hard_limit)
+        chain = task.chain
+        if chain is None:
+            latest = max(latest, task.started + task.hard_limit)
+        elif chain.tasks[0] is task:  # the tasks waiting behind it run one after another
+            latest = max(latest, task.started + task.hard_limit * len(chain.tasks))
     return latest
 
 

@@ -34,6 +34,7 @@ from ..wire import (
     decode,
     dumps_payload,
     encode,
+    let_batch_grow,
     loads_payload,
     unpack_exception,
 )
@@ -48,12 +49,14 @@ log = logging.getLogger("grainlike.dispatcher")
 
 @attrs.frozen
 class ServerConfig:
-    """Network settings: heartbeats, the handshake deadline and the frame limit."""
+    """Network settings: heartbeats, the handshake deadline, the frame limit, and how many
+    tasks may wait on a worker behind each running one (``pipeline``; see ``_pipeline.py``)."""
 
     heartbeat_interval: float = 1.0
     heartbeat_timeout: float = 10.0
     handshake_timeout: float = 10.0
     max_frame: int = 64 * 2**20
+    pipeline: int = 32
 
 
 class _FunctionCache:
@@ -77,6 +80,7 @@ class RemoteLink:
 
     worker_id: str
     functions: _FunctionCache
+    pipeline: int = 0
     _outbox: list[Any] = attrs.field(factory=list)
     _wake: trio.Event = attrs.field(factory=trio.Event)
 
@@ -87,7 +91,11 @@ class RemoteLink:
             fn, args, kwargs, is_async = task.work
             payload = dumps_payload((dumps(fn), args, kwargs, is_async))
             assert task.allocation is not None
-            specs.append(TaskSpec(task.id, payload, task.allocation, task.hard_limit, task.attempt))
+            specs.append(
+                TaskSpec(
+                    task.id, payload, task.allocation, task.hard_limit, task.attempt, task.after
+                )
+            )
         self._post(RunTasks(tuple(specs)))
 
     def cancel_task(self, task_id: int) -> None:
@@ -106,6 +114,8 @@ class RemoteLink:
             with trio.move_on_after(heartbeat_interval):
                 await self._wake.wait()
             self._wake = trio.Event()
+            if self._outbox:
+                await let_batch_grow(lambda: len(self._outbox))
             messages, self._outbox = self._outbox, []
             if not messages:
                 messages = [Heartbeat(time.time())]
@@ -201,7 +211,7 @@ async def _serve_worker(
         await framed.send(encode(Refused(f"protocol {hello.protocol} is not {PROTOCOL_VERSION}")))
         return
     worker_id = dispatcher.unique_worker_id(hello.name or hello.host)
-    link = RemoteLink(worker_id, functions)
+    link = RemoteLink(worker_id, functions, settings.pipeline)
     await framed.send(encode(Welcome(worker_id, settings.heartbeat_interval)))
     dispatcher.add_worker(worker_id, hello.capacity, link)
     log.info("worker %s joined from %s with %s", worker_id, peer, hello.capacity)

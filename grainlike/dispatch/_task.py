@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable, Generator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import outcome
 import trio
 
 from ..resource import Resources
+
+if TYPE_CHECKING:
+    from ._pipeline import Chain
 
 __all__ = ["Task", "TaskHandle", "TaskState", "wait_all"]
 
@@ -28,6 +31,8 @@ class Task:
     """One submitted call: what it asks for, what it got, and how to tell its caller.
 
     ``work`` is opaque to the dispatcher: the worker link knows how to run (or serialize) it.
+    A pipelined task waits on its worker in ``chain`` behind task ``after`` (see ``_pipeline``);
+    ``began`` says whether the worker reported it started.
     """
 
     id: int
@@ -46,6 +51,9 @@ class Task:
     pool_allocation: Resources | None = None
     hard_limit: float | None = None
     started: float | None = None
+    chain: Chain | None = None
+    after: int | None = None
+    began: bool = False
     result: outcome.Outcome[Any] | None = None
     _waiter: trio.lowlevel.Task | None = None
     _on_done: Callable[[Task], None] | None = None

@@ -8,7 +8,7 @@ frame costs nothing but its header.
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Final
 
 import attrs
@@ -16,7 +16,7 @@ import trio
 
 from .._exceptions import ProtocolError
 
-__all__ = ["DEFAULT_MAX_FRAME", "HEADER_SIZE", "FramedStream"]
+__all__ = ["DEFAULT_MAX_FRAME", "HEADER_SIZE", "FramedStream", "let_batch_grow"]
 
 #: The default largest frame a receiver accepts: 64 MiB.
 DEFAULT_MAX_FRAME: Final = 64 * 1024 * 1024
@@ -162,3 +162,19 @@ class FramedStream(trio.abc.Channel[bytes]):
     async def aclose(self) -> None:
         """Close the underlying stream."""
         await self._stream.aclose()
+
+
+async def let_batch_grow(size: Callable[[], int], most: int = 16) -> None:
+    """Yield to the other ready tasks for as long as they add to a batch (``size()`` grows),
+    at most ``most`` times, so that one write carries what they produce.
+
+    A write to a loopback or LAN socket costs more than a trivial task, so sending each
+    result as it comes would bound throughput; an idle sender yields once and goes on.
+    """
+    before = size()
+    for _ in range(most):
+        await trio.lowlevel.checkpoint()
+        after = size()
+        if after == before:
+            return
+        before = after

@@ -37,15 +37,20 @@ class LocalWorker:
     """A worker inside the dispatcher's process: no serialization, same event loop.
 
     It implements the dispatcher's worker-link interface (``run_tasks``, ``cancel_task``,
-    ``drain``); ``serve`` must be running (it owns the nursery the tasks run in).
+    ``drain``); ``serve`` must be running (it owns the nursery the tasks run in).  The remote
+    worker runs its tasks through one too, and so honours ``after``: a task sent ahead waits
+    for the task it follows.  In the dispatcher's own process nothing is gained by sending
+    tasks ahead, so ``pipeline`` is 0 there.
     """
 
     worker_id: str
     reporter: Reporter
     enforce_memory: bool = False
     thread_limit: int = 256
+    pipeline: int = 0
     _nursery: trio.Nursery | None = None
     _scopes: dict[int, trio.CancelScope] = attrs.field(factory=dict)
+    _next: dict[int, Assignment] = attrs.field(factory=dict)
     _draining: str | None = None
     _limiter: trio.CapacityLimiter = attrs.field(init=False)
 
@@ -60,16 +65,29 @@ class LocalWorker:
             await trio.sleep_forever()
 
     def run_tasks(self, tasks: Sequence[Assignment]) -> None:
-        """Start each task in this worker's nursery."""
-        nursery = self._nursery
-        assert nursery is not None, "LocalWorker.serve is not running"
+        """Start each task in this worker's nursery (a task with ``after`` once that one ends)."""
+        assert self._nursery is not None, "LocalWorker.serve is not running"
         for task in tasks:
             # The scope exists before the task first runs, so a cancel that arrives in between
             # is not lost.
-            scope = self._scopes[task.id] = trio.CancelScope()
-            nursery.start_soon(
-                self._run, scope, task.id, task.attempt, task.work, task.allocation, task.hard_limit
-            )
+            self._scopes[task.id] = trio.CancelScope()
+            after = task.after
+            if after is not None and after in self._scopes:
+                self._next[after] = task
+            else:
+                self._start(task)
+
+    def _start(self, task: Assignment) -> None:
+        assert self._nursery is not None
+        self._nursery.start_soon(
+            self._run,
+            self._scopes[task.id],
+            task.id,
+            task.attempt,
+            task.work,
+            task.allocation,
+            task.hard_limit,
+        )
 
     def cancel_task(self, task_id: int) -> None:
         """Cancel a running task; it is still reported done, which frees its resources."""
@@ -104,5 +122,8 @@ class LocalWorker:
         if scope.cancelled_caught:
             result = outcome.Error(trio.TooSlowError(f"task {task_id} was cancelled"))
         reporter.task_done(self.worker_id, task_id, attempt, result, trio.current_time() - start)
+        heir = self._next.pop(task_id, None)
+        if heir is not None:
+            self._start(heir)
         if self._draining is not None and not self._scopes:
             reporter.remove_worker(self.worker_id, self._draining, lost=False)

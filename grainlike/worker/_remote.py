@@ -34,6 +34,7 @@ from ..wire import (
     decode,
     dumps_payload,
     encode,
+    let_batch_grow,
     loads_payload,
     pack_exception,
 )
@@ -69,6 +70,7 @@ class _Received:
     work: Any
     allocation: Resources
     hard_limit: float | None
+    after: int | None
 
 
 class _FunctionCache:
@@ -112,11 +114,6 @@ class _Outbox:
         self.finished.append(TaskOutcome(task_id, attempt, *_pack(result), started, finished))
         self._wake.set()
 
-    def fail(self, task_id: int, attempt: int, error: BaseException) -> None:
-        now = time.time()
-        self.finished.append(TaskOutcome(task_id, attempt, False, pack_exception(error), now, now))
-        self._wake.set()
-
     def remove_worker(self, worker_id: str, reason: str, *, lost: bool = True) -> None:
         self.goodbye = reason
         self._wake.set()
@@ -132,6 +129,8 @@ class _Outbox:
             with trio.move_on_after(heartbeat_interval):
                 await self._wake.wait()
             self._wake = trio.Event()
+            if self.finished or self.started:
+                await let_batch_grow(lambda: len(self.finished) + len(self.started))
             messages: list[Any] = [*extra]
             extra.clear()
             if self.started:
@@ -243,7 +242,7 @@ async def _work(
                     break
                 message = decode(data)
                 if isinstance(message, RunTasks):
-                    runner.run_tasks(_unpack_tasks(message, functions, outbox))
+                    runner.run_tasks(_unpack_tasks(message, functions))
                 elif isinstance(message, CancelTasks):
                     for task_id in message.task_ids:
                         runner.cancel_task(task_id)
@@ -261,32 +260,29 @@ async def _work(
     return (outbox.goodbye and f"left: {outbox.goodbye}") or reason
 
 
-def _unpack_tasks(message: RunTasks, functions: _FunctionCache, outbox: _Outbox) -> list[_Received]:
+def _unpack_tasks(message: RunTasks, functions: _FunctionCache) -> list[_Received]:
     received = []
     for spec in message.tasks:
         try:
             unpacked: Any = loads_payload(spec.payload)
             fn_bytes, args, kwargs, is_async = unpacked
-            fn = functions.loads(fn_bytes)
+            work = (functions.loads(fn_bytes), args, kwargs, is_async)
         except Exception as error:
-            outbox.fail(
-                spec.task_id,
-                spec.attempt,
-                TaskFailedError(
-                    f"task {spec.task_id} could not be unpickled on this worker: {error}"
-                ),
+            # It still takes its turn (tasks may wait behind it), then reports the failure.
+            failure = TaskFailedError(
+                f"task {spec.task_id} could not be unpickled on this worker: {error}"
             )
-            continue
+            work = (_raise, (failure,), {}, True)
         received.append(
             _Received(
-                spec.task_id,
-                spec.attempt,
-                (fn, args, kwargs, is_async),
-                spec.allocation,
-                spec.hard_limit,
+                spec.task_id, spec.attempt, work, spec.allocation, spec.hard_limit, spec.after
             )
         )
     return received
+
+
+async def _raise(error: BaseException) -> None:
+    raise error
 
 
 async def _watch_walltime(

@@ -54,6 +54,7 @@ from grainlike.resource import Kind, as_resources
 class FakeLink:
     """A worker link that records what the dispatcher asks of it."""
 
+    pipeline: int = 0
     started: list[Task] = attrs.field(factory=list)
     cancelled: list[int] = attrs.field(factory=list)
     drained: list[str] = attrs.field(factory=list)
@@ -79,8 +80,8 @@ async def serving(**config: Any) -> AsyncIterator[Dispatcher]:
         nursery.cancel_scope.cancel()
 
 
-def attach(dispatcher: Dispatcher, worker_id: str, capacity: str) -> FakeLink:
-    link = FakeLink()
+def attach(dispatcher: Dispatcher, worker_id: str, capacity: str, *, pipeline: int = 0) -> FakeLink:
+    link = FakeLink(pipeline)
     dispatcher.add_worker(worker_id, parse_resources(capacity, capacity=True), link)
     return link
 

@@ -132,6 +132,7 @@ class Assignment:
     allocation: Resources = ALLOCATION
     hard_limit: float | None = None
     attempt: int = 1
+    after: int | None = None
 
 
 @attrs.define
@@ -253,3 +254,74 @@ async def test_a_draining_worker_leaves_when_its_last_task_ends(
         await trio.sleep(10)
     assert [r[0] for r in reporter.reports] == ["started", "started", "done", "done", "removed"]
     assert reporter.reports[-1] == ("removed", "local", "walltime ends", False)
+
+
+async def test_a_task_sent_ahead_starts_when_the_one_it_follows_ends(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with local_worker() as (worker, reporter):
+        worker.run_tasks(
+            [
+                Assignment(1, work(trio.sleep, 2)),
+                Assignment(2, work(trio.sleep, 3), after=1),
+                Assignment(3, work(trio.sleep, 1), after=2),
+            ]
+        )
+        await trio.sleep(1)
+        assert [r[:3] for r in reporter.reports] == [("started", "local", 1)]
+        await trio.sleep(10)
+    # One after another, never two at once: 2 s, then 3 s, then 1 s.
+    assert [(r[0], r[2]) for r in reporter.reports] == [
+        ("started", 1),
+        ("done", 1),
+        ("started", 2),
+        ("done", 2),
+        ("started", 3),
+        ("done", 3),
+    ]
+    assert [r[5] for r in reporter.reports if r[0] == "done"] == [2.0, 3.0, 1.0]
+
+
+async def test_a_task_sent_after_one_that_already_ended_starts_at_once(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with local_worker() as (worker, reporter):
+        worker.run_tasks([Assignment(1, work(trio.sleep, 1))])
+        await trio.sleep(2)
+        worker.run_tasks([Assignment(2, work(trio.sleep, 1), after=1)])
+        await trio.sleep(1.5)
+    assert [(r[0], r[2]) for r in reporter.reports] == [
+        ("started", 1),
+        ("done", 1),
+        ("started", 2),
+        ("done", 2),
+    ]
+
+
+async def test_a_waiting_task_that_is_cancelled_is_skipped_in_its_turn(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    ran: list[int] = []
+
+    async def job(i: int) -> None:
+        ran.append(i)
+        await trio.sleep(1)
+
+    async with local_worker() as (worker, reporter):
+        worker.run_tasks(
+            [
+                Assignment(1, (job, (1,), {}, True)),
+                Assignment(2, (job, (2,), {}, True), after=1),
+                Assignment(3, (job, (3,), {}, True), after=2),
+            ]
+        )
+        worker.cancel_task(2)
+        await trio.sleep(5)
+    assert ran == [1, 3]
+    result = reporter.outcome_of(2)
+    assert isinstance(result, outcome.Error) and isinstance(result.error, trio.TooSlowError)
+    assert [(r[0], r[2]) for r in reporter.reports if r[0] == "done"] == [
+        ("done", 1),
+        ("done", 2),
+        ("done", 3),
+    ]
