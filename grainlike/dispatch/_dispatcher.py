@@ -277,6 +277,8 @@ class Dispatcher:
         if task is None or state is None or task.worker != worker_id or task.attempt != attempt:
             return
         del state.running[task_id]
+        if not task.began and self.events.active:  # its start was not reported apart
+            self.events.publish(TaskStarted(task_id, worker_id))
         self._free(state, task, worker_alive=True)
         if state.pipeline:
             self._pipelines.record(task, duration)
@@ -417,6 +419,8 @@ class Dispatcher:
         return "\n".join(lines)
 
     def _place(self) -> None:
+        if not len(self._queue):
+            return
         if self.learned.version != self._learned_seen:
             self._learned_seen = self.learned.version
             self._shape_version += 1

@@ -20,11 +20,13 @@ from ..wire import (
     Goodbye,
     Heartbeat,
     Hello,
+    Pulse,
     QueryStatus,
     QuitAcknowledged,
     QuitWorkers,
     Refused,
     RunTasks,
+    Silence,
     StatusReport,
     TasksFinished,
     TaskSpec,
@@ -34,7 +36,6 @@ from ..wire import (
     decode,
     dumps_payload,
     encode,
-    let_batch_grow,
     loads_payload,
     unpack_exception,
 )
@@ -108,21 +109,24 @@ class RemoteLink:
         self._outbox.append(message)
         self._wake.set()
 
+    def _heartbeat(self) -> None:
+        self._post(Heartbeat(time.time()))
+
     async def send_loop(self, framed: FramedStream, heartbeat_interval: float) -> None:
         """Send queued messages, many per write, and a heartbeat when idle."""
-        while True:
-            with trio.move_on_after(heartbeat_interval):
+        pulse = Pulse(heartbeat_interval)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(pulse.beat, self._heartbeat)
+            while True:
                 await self._wake.wait()
-            self._wake = trio.Event()
-            if self._outbox:
-                await let_batch_grow(lambda: len(self._outbox))
-            messages, self._outbox = self._outbox, []
-            if not messages:
-                messages = [Heartbeat(time.time())]
-            try:
-                await framed.send_many([encode(m) for m in _merge(messages)])
-            except (trio.BrokenResourceError, trio.ClosedResourceError):
-                return  # the receiving side sees the connection end and removes the worker
+                self._wake = trio.Event()
+                messages, self._outbox = self._outbox, []
+                try:
+                    await framed.send_many([encode(m) for m in _merge(messages)])
+                except (trio.BrokenResourceError, trio.ClosedResourceError):
+                    break  # the receiving side sees the connection end and removes the worker
+                pulse.sent()
+            nursery.cancel_scope.cancel()
 
 
 def _merge(messages: list[Any]) -> list[Any]:
@@ -219,7 +223,12 @@ async def _serve_worker(
     try:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(link.send_loop, framed, settings.heartbeat_interval)
-            await _receive_from_worker(dispatcher, framed, worker_id, settings, ending)
+            silence = Silence(settings.heartbeat_timeout)
+            with trio.CancelScope() as receiving:
+                nursery.start_soon(silence.watch, receiving)
+                await _receive_from_worker(dispatcher, framed, worker_id, silence, ending)
+            if silence.expired:
+                ending[0] = f"no heartbeat for {settings.heartbeat_timeout:g}s"
             nursery.cancel_scope.cancel()
     finally:
         reason, lost = str(ending[0]), bool(ending[1])
@@ -231,17 +240,14 @@ async def _receive_from_worker(
     dispatcher: Dispatcher,
     framed: FramedStream,
     worker_id: str,
-    settings: ServerConfig,
+    silence: Silence,
     ending: list[Any],
 ) -> None:
-    """Handle a worker's messages until it says goodbye, goes quiet, or its connection ends."""
+    """Handle a worker's messages until it says goodbye or its connection ends."""
     try:
         while True:
-            with trio.move_on_after(settings.heartbeat_timeout) as timer:
-                data = await framed.receive()
-            if timer.cancelled_caught:
-                ending[0] = f"no heartbeat for {settings.heartbeat_timeout:g}s"
-                return
+            data = await framed.receive()
+            silence.heard()
             message = decode(data)
             if isinstance(message, TasksFinished):
                 _finished(dispatcher, worker_id, message)

@@ -33,22 +33,37 @@ class Resources:
     Plays the same three roles as a kind: request, capacity and allocation.
     """
 
-    __slots__ = ("__weakref__", "_kinds", "_live")
+    __slots__ = ("__weakref__", "_hash", "_kinds", "_live")
 
     _kinds: dict[object, Kind]
     _live: dict[int, Resources] | None
+    # The kinds' values never change (a capacity's bookkeeping is not part of its value), so
+    # the hash is computed once: requests are hashed for every task the dispatcher queues.
+    _hash: int | None
 
     def __init__(self, *kinds: Kind | Resources) -> None:
         self._kinds = {}
         self._live = None
+        self._hash = None
         for kind in kinds:
             self._merge(kind)
+
+    def __getstate__(self) -> tuple[None, dict[str, Any]]:
+        # Not the cached hash: string hashes differ from process to process.
+        return None, {"_kinds": self._kinds, "_live": self._live}
+
+    def __setstate__(self, state: tuple[None, dict[str, Any]]) -> None:
+        _, slots = state
+        self._kinds = slots["_kinds"]
+        self._live = slots["_live"]
+        self._hash = None
 
     @classmethod
     def _of(cls, kinds: dict[object, Kind]) -> Resources:
         new = cls.__new__(cls)
         new._kinds = kinds
         new._live = None
+        new._hash = None
         return new
 
     def _merge(self, other: Kind | Resources) -> None:
@@ -282,9 +297,14 @@ class Resources:
         return NotImplemented
 
     def __hash__(self) -> int:
-        if len(self._kinds) == 1:
-            return hash(next(iter(self._kinds.values())))
-        return hash(frozenset((k, v._value_hash()) for k, v in self._kinds.items()))
+        value = self._hash
+        if value is None:
+            if len(self._kinds) == 1:
+                value = hash(next(iter(self._kinds.values())))
+            else:
+                value = hash(frozenset((k, v._value_hash()) for k, v in self._kinds.items()))
+            self._hash = value
+        return value
 
     def __str__(self) -> str:
         return ",".join(str(kind) for kind in self.parts())

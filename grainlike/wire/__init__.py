@@ -19,6 +19,8 @@ from ._keys import ensure_local_key as ensure_local_key
 from ._keys import key_from_env_or_file as key_from_env_or_file
 from ._keys import load_key as load_key
 from ._keys import parse_key as parse_key
+from ._liveness import Pulse as Pulse
+from ._liveness import Silence as Silence
 from ._messages import MESSAGE_TYPES as MESSAGE_TYPES
 from ._messages import CancelTasks as CancelTasks
 from ._messages import Drain as Drain

@@ -81,9 +81,7 @@ class FramedStream(trio.abc.Channel[bytes]):
         Raises:
             ProtocolError: ``value`` is larger than ``max_frame``.
         """
-        frame = self._frame(value)
-        async with self._send_lock:
-            await self._stream.send_all(frame)
+        await self._send_all(self._frame(value))
 
     async def send_many(self, values: Iterable[bytes]) -> None:
         """Send several frames with one write.
@@ -91,9 +89,21 @@ class FramedStream(trio.abc.Channel[bytes]):
         Raises:
             ProtocolError: one of ``values`` is larger than ``max_frame``; nothing was sent.
         """
-        data = b"".join([self._frame(value) for value in values])
-        async with self._send_lock:
+        await self._send_all(b"".join([self._frame(value) for value in values]))
+
+    async def _send_all(self, data: bytes) -> None:
+        lock = self._send_lock
+        if lock.locked():
+            async with lock:
+                await self._stream.send_all(data)
+            return
+        # Uncontended (the usual case: one sender task): take the lock without the extra yield
+        # of ``Lock.acquire``; ``send_all`` is the checkpoint.
+        lock.acquire_nowait()
+        try:
             await self._stream.send_all(data)
+        finally:
+            lock.release()
 
     async def receive(self, *, max_size: int | None = None) -> bytes:
         """Receive one frame.

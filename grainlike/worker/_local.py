@@ -89,6 +89,10 @@ class LocalWorker:
             task.hard_limit,
         )
 
+    def busy(self) -> bool:
+        """Whether tasks run or wait here."""
+        return bool(self._scopes)
+
     def cancel_task(self, task_id: int) -> None:
         """Cancel a running task; it is still reported done, which frees its resources."""
         scope = self._scopes.get(task_id)

@@ -8,6 +8,7 @@ import os
 import socket
 import ssl
 import time
+from collections.abc import Callable
 from typing import Any
 
 import attrs
@@ -24,8 +25,10 @@ from ..wire import (
     Goodbye,
     Heartbeat,
     Hello,
+    Pulse,
     Refused,
     RunTasks,
+    Silence,
     TaskOutcome,
     TasksFinished,
     TasksStarted,
@@ -88,16 +91,20 @@ class _FunctionCache:
 
 @attrs.define(eq=False)
 class _Outbox:
-    """The reporter of a remote worker: batches what the worker says to the dispatcher."""
+    """The reporter of a remote worker: batches what the worker says to the dispatcher.
 
-    started: list[int] = attrs.field(factory=list)
+    A task that ends before its start was sent is reported once, by its outcome (which
+    carries its start time).
+    """
+
+    started: dict[int, None] = attrs.field(factory=dict)
     finished: list[TaskOutcome] = attrs.field(factory=list)
     start_times: dict[int, float] = attrs.field(factory=dict)
     goodbye: str | None = None
     _wake: trio.Event = attrs.field(factory=trio.Event)
 
     def task_started(self, worker_id: str, task_id: int, attempt: int) -> None:
-        self.started.append(task_id)
+        self.started[task_id] = None
         self.start_times[task_id] = time.time()
         self._wake.set()
 
@@ -110,6 +117,7 @@ class _Outbox:
         duration: float,
     ) -> None:
         finished = time.time()
+        self.started.pop(task_id, None)
         started = self.start_times.pop(task_id, finished - duration)
         self.finished.append(TaskOutcome(task_id, attempt, *_pack(result), started, finished))
         self._wake.set()
@@ -122,20 +130,36 @@ class _Outbox:
         self._wake.set()
 
     async def send_loop(
-        self, framed: FramedStream, heartbeat_interval: float, extra: list[Any]
+        self,
+        framed: FramedStream,
+        heartbeat_interval: float,
+        extra: list[Any],
+        busy: Callable[[], bool],
     ) -> None:
-        """Send started/finished batches as they come, a heartbeat when idle, Goodbye last."""
+        """Send started/finished batches as they come, a heartbeat when idle, Goodbye last.
+
+        While ``busy()`` says more tasks are under way, a batch may grow before it is sent;
+        the result of a worker's last task goes at once.
+        """
+        pulse = Pulse(heartbeat_interval)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(pulse.beat, self.post)
+            await self._send(framed, extra, busy, pulse)
+            nursery.cancel_scope.cancel()
+
+    async def _send(
+        self, framed: FramedStream, extra: list[Any], busy: Callable[[], bool], pulse: Pulse
+    ) -> None:
         while True:
-            with trio.move_on_after(heartbeat_interval):
-                await self._wake.wait()
+            await self._wake.wait()
             self._wake = trio.Event()
-            if self.finished or self.started:
+            if (self.finished or self.started) and busy():
                 await let_batch_grow(lambda: len(self.finished) + len(self.started))
             messages: list[Any] = [*extra]
             extra.clear()
             if self.started:
                 messages.append(TasksStarted(tuple(self.started), time.time()))
-                self.started = []
+                self.started = {}
             if self.finished:
                 messages.append(TasksFinished(tuple(self.finished)))
                 self.finished = []
@@ -147,6 +171,7 @@ class _Outbox:
                 await framed.send_many([encode(m) for m in messages])
             except (trio.BrokenResourceError, trio.ClosedResourceError):
                 return  # the dispatcher is gone; the receiving side says so
+            pulse.sent()
             if self.goodbye is not None:
                 return
 
@@ -226,36 +251,38 @@ async def _work(
         await nursery.start(runner.serve)
 
         async def send_then_stop() -> None:
-            await outbox.send_loop(framed, welcome.heartbeat_interval, extra)
+            await outbox.send_loop(framed, welcome.heartbeat_interval, extra, runner.busy)
             nursery.cancel_scope.cancel()
 
         nursery.start_soon(send_then_stop)
         walltime = capacity.get(WTime)
         if walltime is not None and math.isfinite(walltime.remaining()):
             nursery.start_soon(_watch_walltime, walltime, runner, outbox, extra, settings)
+        silence = Silence(settings.heartbeat_timeout)
         try:
-            while True:
-                with trio.move_on_after(settings.heartbeat_timeout) as timer:
+            with trio.CancelScope() as receiving:
+                nursery.start_soon(silence.watch, receiving)
+                while True:
                     data = await framed.receive()
-                if timer.cancelled_caught:
-                    reason = f"no word from the dispatcher for {settings.heartbeat_timeout:g}s"
-                    break
-                message = decode(data)
-                if isinstance(message, RunTasks):
-                    runner.run_tasks(_unpack_tasks(message, functions))
-                elif isinstance(message, CancelTasks):
-                    for task_id in message.task_ids:
-                        runner.cancel_task(task_id)
-                elif isinstance(message, Drain):
-                    reason = f"drained: {message.reason}"
-                    runner.drain(message.reason)
-                elif isinstance(message, Goodbye):
-                    reason = f"the dispatcher said goodbye: {message.reason}"
-                    break
+                    silence.heard()
+                    message = decode(data)
+                    if isinstance(message, RunTasks):
+                        runner.run_tasks(_unpack_tasks(message, functions))
+                    elif isinstance(message, CancelTasks):
+                        for task_id in message.task_ids:
+                            runner.cancel_task(task_id)
+                    elif isinstance(message, Drain):
+                        reason = f"drained: {message.reason}"
+                        runner.drain(message.reason)
+                    elif isinstance(message, Goodbye):
+                        reason = f"the dispatcher said goodbye: {message.reason}"
+                        break
         except (trio.EndOfChannel, trio.BrokenResourceError, trio.ClosedResourceError):
             pass
         except ProtocolError as error:
             reason = f"protocol error from the dispatcher: {error}"
+        if silence.expired:
+            reason = f"no word from the dispatcher for {settings.heartbeat_timeout:g}s"
         nursery.cancel_scope.cancel()
     return (outbox.goodbye and f"left: {outbox.goodbye}") or reason
 

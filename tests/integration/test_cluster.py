@@ -151,6 +151,49 @@ async def test_a_task_on_a_killed_worker_completes_elsewhere_exactly_once() -> N
     assert [(e.task_id, e.worker) for e in retried] == [(handle.id, "victim")]
 
 
+async def on_core(i: int) -> tuple[int, str, int, float, float]:
+    start = time.time()
+    await trio.sleep(0.001)
+    return i, gl.GVAR.instance, gl.GVAR.res.c[0], start, time.time()
+
+
+async def test_short_tasks_pipelined_to_workers_share_cores_in_turn_and_survive_a_kill() -> None:
+    async with open_cluster() as cluster:
+        await cluster.start_worker("steady", "cores:2,mem:2G")
+        victim = await cluster.start_worker("victim", "cores:2,mem:2G")
+        dispatcher = cluster.session.dispatcher
+        bound = on_core @ Cores(1)
+        await gl.gather(*(bound(i) for i in range(20)))  # their shape is now known to be short
+        most_pipelined = 0
+
+        async def watch() -> None:
+            nonlocal most_pipelined
+            while True:
+                most_pipelined = max(most_pipelined, dispatcher.pipelined())
+                await trio.sleep(0.005)
+
+        async def kill_midway() -> None:
+            await cluster.wait_for(lambda: dispatcher.completed > 600)
+            victim.send_signal(signal.SIGKILL)
+
+        cluster.nursery.start_soon(watch)
+        cluster.nursery.start_soon(kill_midway)
+        results = await gl.gather(*(bound(i) for i in range(3000)))
+        lost = [e for e in cluster.events if isinstance(e, WorkerLost)]
+        retried = [e for e in cluster.events if isinstance(e, TaskRetried)]
+    assert [r[0] for r in results] == list(range(3000))  # each exactly once, in order
+    assert [e.worker for e in lost] == ["victim"]
+    assert retried and {e.worker for e in retried} == {"victim"}
+    assert most_pipelined > 0
+    # Tasks sent ahead run one after another in their allocation: never two on a core at once.
+    by_core: dict[tuple[str, int], list[tuple[float, float]]] = {}
+    for _, worker, core, start, end in results:
+        by_core.setdefault((worker, core), []).append((start, end))
+    for spans in by_core.values():
+        spans.sort()
+        assert all(a_end <= b_start for (_, a_end), (b_start, _) in itertools.pairwise(spans))
+
+
 async def test_a_worker_that_stops_heartbeating_is_lost_and_its_late_result_ignored() -> None:
     async with open_cluster() as cluster:
         frozen = await cluster.start_worker("frozen", "cores:1,mem:1G")

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import copy
+import os
+import pickle
 import re
+import subprocess
+import sys
 
 import pytest
 
@@ -239,3 +243,26 @@ def test_an_allocation_is_a_request_its_capacity_satisfies() -> None:
     again = capacity.alloc(allocation)
     assert again.N == 3
     assert again.M == 2.0
+
+
+def test_resources_pickled_after_hashing_hash_right_in_another_process() -> None:
+    # The hash is cached, and string hashes differ between processes: the cached value must
+    # not travel with the pickle, or the same request would miss itself in a dict over there.
+    request = Cores(2) & Memory(4) & Counter("license", 1)
+    hash(request)
+    script = (
+        "import pickle, sys\n"
+        "from grainlike import Cores, Counter, Memory\n"
+        "request = pickle.loads(sys.stdin.buffer.read())\n"
+        "fresh = Cores(2) & Memory(4) & Counter('license', 1)\n"
+        "print(hash(request) == hash(fresh), {fresh: 1}.get(request))\n"
+    )
+    for seed in ("1", "2"):
+        result = subprocess.run(
+            [sys.executable, "-c", script],
+            input=pickle.dumps(request),
+            capture_output=True,
+            check=True,
+            env={**os.environ, "PYTHONHASHSEED": seed},
+        )
+        assert result.stdout.decode().split() == ["True", "1"]
