@@ -93,6 +93,13 @@ class TaskQueue:
             del self._shapes[(shape.priority, shape.request)]
         return task
 
+    def sole_shape(self) -> Shape | None:
+        """The one shape with queued tasks, when there is exactly one (else ``None``)."""
+        if len(self._shapes) != 1:
+            return None
+        (shape,) = self._shapes.values()
+        return shape if shape.head() is not None else None
+
     def shapes(self) -> list[Shape]:
         """Live shapes in placement order."""
         live = []

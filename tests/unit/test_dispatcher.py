@@ -661,3 +661,38 @@ async def test_a_walltime_capacity_takes_only_tasks_whose_soft_limit_fits(
         await (nothing @ Cores(1) & WTime(T="2h", softT="30m"))()
         with pytest.raises(UnsatisfiableError, match="short of wtime"):
             await (nothing @ Cores(1) & WTime(T="2h"))()
+
+
+async def test_the_next_task_of_the_same_shape_takes_over_a_finished_tasks_allocation() -> None:
+    async with serving() as dispatcher:
+        link = attach(dispatcher, "w", "cores:2")
+        handles = [submit(dispatcher, Cores(1)) for _ in range(4)]
+        await settle()
+        first, second = link.started
+        done(dispatcher, "w", first)
+        # Started in the same step, in the cores the finished task gave back.
+        third = link.started[2]
+        assert third.id == handles[2].id and third.allocation is not None
+        assert third.allocation.c == [0] and first.allocation is None
+        assert free(dispatcher) == {"w": {"cores": (0, 2)}}
+        for task in (second, third):
+            done(dispatcher, "w", task)
+        await settle()
+        done(dispatcher, "w", link.started[3])
+        assert [await h for h in handles] == [None] * 4
+        assert free(dispatcher) == {"w": {"cores": (2, 2)}}
+
+
+async def test_a_finished_tasks_cores_go_to_what_is_first_in_line_not_to_its_own_shape() -> None:
+    async with serving() as dispatcher:
+        link = attach(dispatcher, "w", "cores:2")
+        first = submit(dispatcher, Cores(1))
+        second = submit(dispatcher, Cores(1))
+        await settle()
+        submit(dispatcher, Cores(1))
+        urgent = submit(dispatcher, Cores(2), priority=5)
+        await settle()
+        done(dispatcher, "w", first.task)
+        done(dispatcher, "w", second.task)
+        await settle()
+        assert link.started[2].id == urgent.id
