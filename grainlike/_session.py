@@ -97,6 +97,8 @@ async def open_session(
     heartbeat_interval: float = 1.0,
     heartbeat_timeout: float = 10.0,
     max_frame: int = 64 * 2**20,
+    pipeline_window: float = 0.02,
+    pipeline_depth: int = 32,
 ) -> AsyncIterator[Session]:
     """Run a dispatcher (and, with ``local``, an embedded worker) for the duration of the block.
 
@@ -107,16 +109,26 @@ async def open_session(
     grace = unsatisfiable_grace if unsatisfiable_grace is not None else (60.0 if listen else 0.0)
     if grace < 0:
         raise ConfigError(f"unsatisfiable_grace={grace!r}: must be 0 (fail at once) or more")
+    if not pipeline_window >= 0:
+        raise ConfigError(f"pipeline_window={pipeline_window!r}: must be 0 (off) or more seconds")
+    if (
+        isinstance(pipeline_depth, bool)
+        or not isinstance(pipeline_depth, int)
+        or pipeline_depth < 0
+    ):
+        raise ConfigError(f"pipeline_depth={pipeline_depth!r}: must be a whole number, 0 or more")
     config = DispatcherConfig(
         max_retries=max_retries,
         starvation_bound=starvation_bound,
         unsatisfiable_grace=grace,
         pools=parse_resources(pools, capacity=True) if pools is not None else None,
+        pipeline_window=pipeline_window,
     )
     server = ServerConfig(
         heartbeat_interval=heartbeat_interval,
         heartbeat_timeout=heartbeat_timeout,
         max_frame=max_frame,
+        pipeline=pipeline_depth,
     )
     learned = LearnedLimits.open(stats, learning)
     dispatcher = Dispatcher(config, learned)
@@ -169,7 +181,11 @@ def run(main: Callable[..., Awaitable[T]], *args: Any, **options: Any) -> T:
     waiting large task gets a reservation), ``unsatisfiable_grace`` (seconds, default 0
     embedded / 60 with remote workers), ``stats`` (learned-limits file), ``learning``
     (a ``LearningRule``), ``enforce_memory``, ``events`` (JSON-lines event log path),
-    ``progress`` (a progress bar), ``name`` (the embedded worker's id).
+    ``progress`` (a progress bar), ``name`` (the embedded worker's id);
+    for remote workers ``heartbeat_interval``/``heartbeat_timeout``, ``max_frame``,
+    ``pipeline_window`` (seconds of short tasks sent ahead to wait behind each running one,
+    by their measured duration; 0 turns pipelining off) and ``pipeline_depth`` (at most that
+    many per running task).
     """
 
     async def session_main() -> T:

@@ -554,10 +554,11 @@ class Dispatcher:
         """How many tasks run (not counting those pipelined behind a running one)."""
         return sum(len(w.running) for w in self._workers) - self.pipelined()
 
-    def pipelined(self) -> int:
-        """How many tasks wait on a worker behind a running task of the same shape."""
+    def pipelined(self, worker: WorkerState | None = None) -> int:
+        """How many tasks wait on a worker (or on ``worker``) behind a running task."""
         first = self._pipelines.is_first
-        return sum(not first(t) for w in self._workers if w.pipeline for t in w.running.values())
+        workers = self._workers if worker is None else [worker]
+        return sum(not first(t) for w in workers if w.pipeline for t in w.running.values())
 
     def explain(self, task: Task) -> str:
         """Why a task is where it is (for ``gl.explain`` and ``grainlike status``)."""

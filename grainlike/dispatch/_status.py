@@ -29,11 +29,14 @@ def status_report(dispatcher: Dispatcher, pending_limit: int = 5) -> StatusSnaps
     lines = []
     for worker in dispatcher.worker_states():
         stat = worker.capacity.stat()
+        pipelined = dispatcher.pipelined(worker)
+        running = len(worker.running) - pipelined
         workers.append(
             {
                 "id": worker.id,
                 "accepting": worker.accepting,
-                "running": len(worker.running),
+                "running": running,
+                "pipelined": pipelined,
                 "resources": {label: list(pair) for label, pair in stat.items()},
             }
         )
@@ -41,7 +44,8 @@ def status_report(dispatcher: Dispatcher, pending_limit: int = 5) -> StatusSnaps
             f"{label} {_amount(free)}/{_amount(total)}" for label, (free, total) in stat.items()
         )
         state = "" if worker.accepting else "  (draining)"
-        lines.append(f"  {worker.id}: {len(worker.running)} running  {kinds}{state}")
+        ahead = f" (+{pipelined} pipelined)" if pipelined else ""
+        lines.append(f"  {worker.id}: {running} running{ahead}  {kinds}{state}")
     pending = [
         {
             "task_id": task.id,
@@ -51,11 +55,12 @@ def status_report(dispatcher: Dispatcher, pending_limit: int = 5) -> StatusSnaps
         }
         for task in dispatcher.pending(pending_limit)
     ]
-    queued, running = dispatcher.queued(), dispatcher.running()
+    queued, running, pipelined = dispatcher.queued(), dispatcher.running(), dispatcher.pipelined()
+    ahead = f", {pipelined} pipelined" if pipelined else ""
     text = [
         f"workers: {len(workers)}",
         *lines,
-        f"tasks: {queued} queued, {running} running, {dispatcher.completed} done",
+        f"tasks: {queued} queued, {running} running{ahead}, {dispatcher.completed} done",
     ]
     if pending:
         text.append("oldest pending:")
@@ -68,6 +73,7 @@ def status_report(dispatcher: Dispatcher, pending_limit: int = 5) -> StatusSnaps
         "workers": workers,
         "queued": queued,
         "running": running,
+        "pipelined": pipelined,
         "done": dispatcher.completed,
         "pending": pending,
     }

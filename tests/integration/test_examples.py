@@ -52,3 +52,5 @@ def test_learned_walltime_gives_limits_after_eight_runs(tmp_path: Path) -> None:
 def test_cluster_local_sends_token_tasks_only_to_the_worker_with_the_token() -> None:
     out = _run(sys.executable, "examples/cluster_local.py")
     assert "token:gpu tasks ran on: {'gpu-node': 4}" in out
+    assert "5000 short tasks: all results right" in out
+    assert "pipelined at most" in out

@@ -10,7 +10,7 @@ import outcome
 import trio
 
 from grainlike import Cores, Counter, Memory, WorkerLostError, WTime
-from grainlike.dispatch import Dispatcher, Task
+from grainlike.dispatch import Dispatcher, Task, status_report
 from grainlike.resource import as_resources
 
 from .test_dispatcher import FakeLink, attach, free, serving, settle, submit
@@ -53,6 +53,11 @@ async def test_short_tasks_are_sent_ahead_behind_a_running_one_in_the_same_alloc
         # The worker's capacity is held once per allocation, not once per task.
         assert free(dispatcher) == {"w": {"cores": (0, 2)}}
         assert "(pipelined)" in dispatcher.explain(link.started[-1])
+        report = status_report(dispatcher)
+        assert (report.data["running"], report.data["pipelined"]) == (2, 8)
+        assert report.data["workers"][0]["pipelined"] == 8
+        assert "w: 2 running (+8 pipelined)" in report.text
+        assert "2 queued, 2 running, 8 pipelined" in report.text
         for task in list(link.started):
             finish(dispatcher, task)
         await settle()

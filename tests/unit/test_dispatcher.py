@@ -337,7 +337,13 @@ async def test_explain_says_why_a_task_waits_and_where_it_runs(
         assert report.data["queued"] == 1
         assert report.data["running"] == 1
         assert report.data["workers"] == [
-            {"id": "w", "accepting": True, "running": 1, "resources": {"cores": [0, 2]}}
+            {
+                "id": "w",
+                "accepting": True,
+                "running": 1,
+                "pipelined": 0,
+                "resources": {"cores": [0, 2]},
+            }
         ]
 
 

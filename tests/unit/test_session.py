@@ -273,6 +273,12 @@ async def test_bad_session_options_are_config_errors() -> None:
     with pytest.raises(ConfigError, match="unsatisfiable_grace=-1"):
         async with gl.open_session(stats=None, unsatisfiable_grace=-1):
             pass
+    with pytest.raises(ConfigError, match="pipeline_window=-0.1"):
+        async with gl.open_session(stats=None, pipeline_window=-0.1):
+            pass
+    with pytest.raises(ConfigError, match="pipeline_depth=2.5"):
+        async with gl.open_session(stats=None, pipeline_depth=2.5):  # type: ignore[arg-type]
+            pass
 
 
 async def test_current_session_is_only_set_inside_a_session() -> None:
