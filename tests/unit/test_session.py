@@ -273,10 +273,10 @@ async def test_bad_session_options_are_config_errors() -> None:
     with pytest.raises(ConfigError, match="unsatisfiable_grace=-1"):
         async with gl.open_session(stats=None, unsatisfiable_grace=-1):
             pass
-    with pytest.raises(ConfigError, match="pipeline_window=-0.1"):
+    with pytest.raises(ConfigError, match=r"pipeline_window=-0\.1"):
         async with gl.open_session(stats=None, pipeline_window=-0.1):
             pass
-    with pytest.raises(ConfigError, match="pipeline_depth=2.5"):
+    with pytest.raises(ConfigError, match=r"pipeline_depth=2\.5"):
         async with gl.open_session(stats=None, pipeline_depth=2.5):  # type: ignore[arg-type]
             pass
 
