@@ -466,11 +466,10 @@ class Dispatcher:
             reservation=self._reservation,
             shapes=shapes,
         )
-        for placement in placements:  # so that tasks can be sent ahead behind them
-            if placement.worker.pipeline:
-                placement.task.pool_allocation = placement.pool_allocation
-                self._pipelines.begin(placement.task, placement.worker, placement.allocation)
         assigned = [(p.task, p.worker, p.allocation, p.pool_allocation) for p in placements]
+        for task, worker, allocation, pool_allocation in assigned:
+            if worker.pipeline:  # before extending, so that tasks can be sent ahead behind it
+                self._pipelines.begin(task, worker, allocation, pool_allocation)
         if self._pipelining and self._reservation is None:
             for task in self._pipelines.extend(queue):
                 chain = task.chain
@@ -490,7 +489,7 @@ class Dispatcher:
         for task, worker, allocation, pool_allocation in assigned:
             task.pool_allocation = pool_allocation
             if worker.pipeline and task.chain is None:
-                self._pipelines.begin(task, worker, allocation)
+                self._pipelines.begin(task, worker, allocation, pool_allocation)
             task.state = TaskState.RUNNING
             task.worker = worker.id
             task.allocation = allocation

@@ -22,7 +22,7 @@ from __future__ import annotations
 import heapq
 import itertools
 from collections import deque
-from typing import Any
+from collections.abc import Iterator
 
 import attrs
 
@@ -67,12 +67,18 @@ class Pipelines:
     window: float
     _open: dict[ShapeKey, dict[Chain, None]] = attrs.field(factory=dict)
     _durations: dict[ShapeKey, float] = attrs.field(factory=dict)
-    _order: Any = attrs.field(factory=itertools.count)
+    _order: Iterator[int] = attrs.field(factory=itertools.count)
 
-    def begin(self, task: Task, worker: WorkerState, allocation: Resources) -> None:
+    def begin(
+        self,
+        task: Task,
+        worker: WorkerState,
+        allocation: Resources,
+        pool_allocation: Resources | None,
+    ) -> None:
         """``task`` was placed on a pipelining worker: later tasks may chain behind it."""
         key = (task.priority, task.request)
-        chain = Chain(worker, key, allocation, task.pool_allocation)
+        chain = Chain(worker, key, allocation, pool_allocation)
         chain.tasks.append(task)
         task.chain = chain
         self._open.setdefault(key, {})[chain] = None
