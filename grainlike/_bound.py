@@ -13,6 +13,7 @@ from ._exceptions import ResourceError
 from .dispatch import TaskHandle
 from .resource import ZERO, Kind, Resources, as_resources
 from .resource._binding import set_binder
+from .wire import Call
 
 __all__ = ["Bound", "delayed"]
 
@@ -78,7 +79,7 @@ class Bound:
 
         return current_session().dispatcher.submit(
             self.request,
-            (self.fn, args, kwargs, self.is_async),
+            Call(self.fn, args, kwargs, self.is_async),
             name=self.name,
             priority=self.priority,
             retries=self.retries,

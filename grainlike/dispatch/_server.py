@@ -8,12 +8,12 @@ import time
 from typing import Any
 
 import attrs
-import outcome
 import trio
 
-from .._exceptions import AuthenticationError, ProtocolError, TaskFailedError
+from .._exceptions import AuthenticationError, ProtocolError
 from ..wire import (
     PROTOCOL_VERSION,
+    CallPacker,
     CancelTasks,
     Drain,
     FramedStream,
@@ -34,10 +34,8 @@ from ..wire import (
     Welcome,
     authenticate_as_dispatcher,
     decode,
-    dumps_payload,
     encode,
-    loads_payload,
-    unpack_exception,
+    unpack_outcome,
 )
 from ._dispatcher import Dispatcher
 from ._status import status_report
@@ -60,37 +58,21 @@ class ServerConfig:
     pipeline: int = 32
 
 
-class _FunctionCache:
-    """Pickles each function once: tasks of the same function share its bytes."""
-
-    def __init__(self) -> None:
-        self._bytes: dict[int, tuple[Any, bytes]] = {}
-
-    def dumps(self, fn: Any) -> bytes:
-        cached = self._bytes.get(id(fn))
-        if cached is not None and cached[0] is fn:
-            return cached[1]
-        data = dumps_payload(fn)
-        self._bytes[id(fn)] = (fn, data)
-        return data
-
-
 @attrs.define(eq=False)
 class RemoteLink:
     """The dispatcher's link to one remote worker: queues messages, a sender task batches them."""
 
     worker_id: str
-    functions: _FunctionCache
+    calls: CallPacker
     pipeline: int = 0
     _outbox: list[Any] = attrs.field(factory=list)
     _wake: trio.Event = attrs.field(factory=trio.Event)
 
     def run_tasks(self, tasks: list[Task]) -> None:
         specs = []
-        dumps = self.functions.dumps
+        pack = self.calls.pack
         for task in tasks:
-            fn, args, kwargs, is_async = task.work
-            payload = dumps_payload((dumps(fn), args, kwargs, is_async))
+            payload = pack(task.work)
             assert task.allocation is not None
             specs.append(
                 TaskSpec(
@@ -155,7 +137,7 @@ async def serve_workers(
     """
     host, _, port = listen.rpartition(":")
     settings = config or ServerConfig()
-    functions = _FunctionCache()
+    calls = CallPacker()
     sockets = await trio.open_tcp_listeners(int(port), host=host or None)
     address = sockets[0].socket.getsockname()
     listeners: list[trio.abc.Listener[Any]] = list(sockets)
@@ -165,7 +147,7 @@ async def serve_workers(
         task_status.started((address[0], address[1]))
 
         async def handle(stream: trio.abc.Stream) -> None:
-            await _handle_connection(dispatcher, stream, key, settings, functions)
+            await _handle_connection(dispatcher, stream, key, settings, calls)
 
         await nursery.start(trio.serve_listeners, handle, listeners)
         await trio.sleep_forever()
@@ -176,7 +158,7 @@ async def _handle_connection(
     stream: trio.abc.Stream,
     key: bytes,
     settings: ServerConfig,
-    functions: _FunctionCache,
+    calls: CallPacker,
 ) -> None:
     peer = _peer_name(stream)
     framed = FramedStream(stream, max_frame=settings.max_frame)
@@ -192,7 +174,7 @@ async def _handle_connection(
             log.warning("connection from %s broke during the handshake: %s", peer, error)
             return
         if isinstance(first, Hello):
-            await _serve_worker(dispatcher, framed, first, settings, functions, peer)
+            await _serve_worker(dispatcher, framed, first, settings, calls, peer)
         elif isinstance(first, QueryStatus):
             report = status_report(dispatcher)
             await framed.send(encode(StatusReport(report.text, report.data)))
@@ -208,14 +190,14 @@ async def _serve_worker(
     framed: FramedStream,
     hello: Hello,
     settings: ServerConfig,
-    functions: _FunctionCache,
+    calls: CallPacker,
     peer: str,
 ) -> None:
     if hello.protocol != PROTOCOL_VERSION:
         await framed.send(encode(Refused(f"protocol {hello.protocol} is not {PROTOCOL_VERSION}")))
         return
     worker_id = dispatcher.unique_worker_id(hello.name or hello.host)
-    link = RemoteLink(worker_id, functions, settings.pipeline)
+    link = RemoteLink(worker_id, calls, settings.pipeline)
     await framed.send(encode(Welcome(worker_id, settings.heartbeat_interval)))
     dispatcher.add_worker(worker_id, hello.capacity, link)
     log.info("worker %s joined from %s with %s", worker_id, peer, hello.capacity)
@@ -272,16 +254,7 @@ async def _receive_from_worker(
 
 def _finished(dispatcher: Dispatcher, worker_id: str, message: TasksFinished) -> None:
     for item in message.outcomes:
-        result: outcome.Outcome[Any]
-        try:
-            if item.ok:
-                result = outcome.Value(loads_payload(item.payload))
-            else:
-                result = outcome.Error(unpack_exception(item.payload))
-        except Exception as error:  # a result this process cannot unpickle
-            result = outcome.Error(
-                TaskFailedError(f"task {item.task_id}: its result could not be unpickled: {error}")
-            )
+        result = unpack_outcome(item.ok, item.payload, task_id=item.task_id)
         duration = max(0.0, item.finished - item.started)
         dispatcher.task_done(worker_id, item.task_id, item.attempt, result, duration)
 

@@ -8,6 +8,9 @@ from ._auth import MAGIC as MAGIC
 from ._auth import PROTOCOL_VERSION as PROTOCOL_VERSION
 from ._auth import authenticate_as_dispatcher as authenticate_as_dispatcher
 from ._auth import authenticate_as_worker as authenticate_as_worker
+from ._call import Call as Call
+from ._call import CallPacker as CallPacker
+from ._call import CallUnpacker as CallUnpacker
 from ._converter import make_converter as make_converter
 from ._encoding import decode as decode
 from ._encoding import encode as encode
@@ -42,6 +45,8 @@ from ._messages import Welcome as Welcome
 from ._payload import dumps_payload as dumps_payload
 from ._payload import loads_payload as loads_payload
 from ._payload import pack_exception as pack_exception
+from ._payload import pack_outcome as pack_outcome
 from ._payload import unpack_exception as unpack_exception
+from ._payload import unpack_outcome as unpack_outcome
 from ._tls import tls_client_context as tls_client_context
 from ._tls import tls_server_context as tls_server_context

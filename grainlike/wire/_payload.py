@@ -9,13 +9,22 @@ from __future__ import annotations
 import contextlib
 import pickle
 import traceback
+from typing import Any
 
 import cloudpickle
 import msgpack
+import outcome
 
 from .._exceptions import ProtocolError, TaskFailedError
 
-__all__ = ["dumps_payload", "loads_payload", "pack_exception", "unpack_exception"]
+__all__ = [
+    "dumps_payload",
+    "loads_payload",
+    "pack_exception",
+    "pack_outcome",
+    "unpack_exception",
+    "unpack_outcome",
+]
 
 
 def dumps_payload(obj: object) -> bytes:
@@ -87,3 +96,33 @@ def unpack_exception(data: bytes) -> BaseException:
     with contextlib.suppress(AttributeError, TypeError):
         exc.remote_traceback = remote_traceback  # type: ignore[attr-defined]
     return exc
+
+
+def pack_outcome(result: outcome.Outcome[Any]) -> tuple[bool, bytes]:
+    """``(ok, payload)`` for a task's outcome: its pickled value, or its packed exception.
+
+    A value that cannot be pickled becomes a packed ``TaskFailedError`` that says so.
+    """
+    if isinstance(result, outcome.Value):
+        try:
+            return True, dumps_payload(result.value)
+        except Exception as error:
+            failure = TaskFailedError(
+                f"the task's result ({type(result.value).__name__}) cannot be pickled: {error}"
+            )
+            return False, pack_exception(failure)
+    assert isinstance(result, outcome.Error)
+    return False, pack_exception(result.error)
+
+
+def unpack_outcome(ok: bool, payload: bytes, *, task_id: int) -> outcome.Outcome[Any]:
+    """The outcome that ``pack_outcome`` packed; a value that cannot be unpickled here becomes
+    a ``TaskFailedError`` naming task ``task_id``."""
+    try:
+        if ok:
+            return outcome.Value(loads_payload(payload))
+        return outcome.Error(unpack_exception(payload))
+    except Exception as error:
+        return outcome.Error(
+            TaskFailedError(f"task {task_id}: its result could not be unpickled: {error}")
+        )

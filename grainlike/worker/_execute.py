@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
 from typing import Any, Protocol
 
 import outcome
 import trio
 
 from ..resource import Resources
+from ..wire import Call
 from ._context import TaskContext, set_task_context
 
-__all__ = ["Assignment", "Work", "run_work"]
-
-#: What the embedded worker runs: the function, its arguments, and whether it is async.
-Work = tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any], bool]
+__all__ = ["Assignment", "run_work"]
 
 
 class Assignment(Protocol):
@@ -26,7 +23,7 @@ class Assignment(Protocol):
     @property
     def attempt(self) -> int: ...
     @property
-    def work(self) -> Any: ...
+    def work(self) -> Call: ...
     @property
     def allocation(self) -> Resources | None: ...
     @property
@@ -36,15 +33,15 @@ class Assignment(Protocol):
 
 
 async def run_work(
-    work: Work, context: TaskContext, hard_limit: float | None, limiter: trio.CapacityLimiter
+    work: Call, context: TaskContext, hard_limit: float | None, limiter: trio.CapacityLimiter
 ) -> outcome.Outcome[Any]:
-    """Run ``work`` under ``context`` and capture its result or exception.
+    """Run the call ``work`` under ``context`` and capture its result or exception.
 
     A hard limit cancels an async function (``trio.TooSlowError``).  A sync function runs in a
     thread, which Python cannot interrupt: it gets ``TooSlowError`` when it returns late.
     ``trio.Cancelled`` is not captured: it belongs to whoever cancelled.
     """
-    fn, args, kwargs, is_async = work
+    fn, args, kwargs, is_async = work.fn, work.args, work.kwargs, work.is_async
     set_task_context(context)
     try:
         if is_async:

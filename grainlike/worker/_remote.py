@@ -15,10 +15,12 @@ import attrs
 import outcome
 import trio
 
-from .._exceptions import GrainlikeError, ProtocolError, TaskFailedError
+from .._exceptions import GrainlikeError, ProtocolError
 from ..resource import Resources, WTime
 from ..wire import (
     PROTOCOL_VERSION,
+    Call,
+    CallUnpacker,
     CancelTasks,
     Drain,
     FramedStream,
@@ -35,11 +37,9 @@ from ..wire import (
     Welcome,
     authenticate_as_worker,
     decode,
-    dumps_payload,
     encode,
     let_batch_grow,
-    loads_payload,
-    pack_exception,
+    pack_outcome,
 )
 from ._local import LocalWorker
 
@@ -70,23 +70,10 @@ class WorkerOptions:
 class _Received:
     id: int
     attempt: int
-    work: Any
+    work: Call
     allocation: Resources
     hard_limit: float | None
     after: int | None
-
-
-class _FunctionCache:
-    """Unpickles each distinct function once."""
-
-    def __init__(self) -> None:
-        self._functions: dict[bytes, Any] = {}
-
-    def loads(self, data: bytes) -> Any:
-        fn = self._functions.get(data)
-        if fn is None:
-            fn = self._functions[data] = loads_payload(data)
-        return fn
 
 
 @attrs.define(eq=False)
@@ -119,7 +106,9 @@ class _Outbox:
         finished = time.time()
         self.started.pop(task_id, None)
         started = self.start_times.pop(task_id, finished - duration)
-        self.finished.append(TaskOutcome(task_id, attempt, *_pack(result), started, finished))
+        self.finished.append(
+            TaskOutcome(task_id, attempt, *pack_outcome(result), started, finished)
+        )
         self._wake.set()
 
     def remove_worker(self, worker_id: str, reason: str, *, lost: bool = True) -> None:
@@ -174,19 +163,6 @@ class _Outbox:
             pulse.sent()
             if self.goodbye is not None:
                 return
-
-
-def _pack(result: outcome.Outcome[Any]) -> tuple[bool, bytes]:
-    if isinstance(result, outcome.Value):
-        try:
-            return True, dumps_payload(result.value)
-        except Exception as error:
-            failure = TaskFailedError(
-                f"the task's result ({type(result.value).__name__}) cannot be pickled: {error}"
-            )
-            return False, pack_exception(failure)
-    assert isinstance(result, outcome.Error)
-    return False, pack_exception(result.error)
 
 
 async def _connect(host: str, port: int, timeout: float) -> trio.SocketStream:
@@ -244,7 +220,7 @@ async def _work(
 ) -> str:
     outbox = _Outbox()
     runner = LocalWorker(welcome.worker_id, outbox, settings.enforce_memory)
-    functions = _FunctionCache()
+    calls = CallUnpacker()
     extra: list[Any] = []
     reason = "the dispatcher closed the connection"
     async with trio.open_nursery() as nursery:
@@ -267,7 +243,7 @@ async def _work(
                     silence.heard()
                     message = decode(data)
                     if isinstance(message, RunTasks):
-                        runner.run_tasks(_unpack_tasks(message, functions))
+                        runner.run_tasks(_unpack_tasks(message, calls))
                     elif isinstance(message, CancelTasks):
                         for task_id in message.task_ids:
                             runner.cancel_task(task_id)
@@ -287,29 +263,20 @@ async def _work(
     return (outbox.goodbye and f"left: {outbox.goodbye}") or reason
 
 
-def _unpack_tasks(message: RunTasks, functions: _FunctionCache) -> list[_Received]:
-    received = []
-    for spec in message.tasks:
-        try:
-            unpacked: Any = loads_payload(spec.payload)
-            fn_bytes, args, kwargs, is_async = unpacked
-            work = (functions.loads(fn_bytes), args, kwargs, is_async)
-        except Exception as error:
-            # It still takes its turn (tasks may wait behind it), then reports the failure.
-            failure = TaskFailedError(
-                f"task {spec.task_id} could not be unpickled on this worker: {error}"
-            )
-            work = (_raise, (failure,), {}, True)
-        received.append(
-            _Received(
-                spec.task_id, spec.attempt, work, spec.allocation, spec.hard_limit, spec.after
-            )
+def _unpack_tasks(message: RunTasks, calls: CallUnpacker) -> list[_Received]:
+    # A payload that cannot be unpickled still takes its turn (tasks may wait behind it), then
+    # reports the failure: the unpacker makes it a call that raises.
+    return [
+        _Received(
+            spec.task_id,
+            spec.attempt,
+            calls.unpack(spec.payload, task_id=spec.task_id),
+            spec.allocation,
+            spec.hard_limit,
+            spec.after,
         )
-    return received
-
-
-async def _raise(error: BaseException) -> None:
-    raise error
+        for spec in message.tasks
+    ]
 
 
 async def _watch_walltime(

@@ -17,17 +17,18 @@ import trio.testing
 import grainlike as gl
 from grainlike import Cores, Resources
 from grainlike.resource import as_resources
+from grainlike.wire import Call
 from grainlike.worker._context import TaskContext
-from grainlike.worker._execute import Work, run_work
+from grainlike.worker._execute import run_work
 from grainlike.worker._local import LocalWorker
 
 ALLOCATION = as_resources(Cores([3]))
 CONTEXT = TaskContext(ALLOCATION, "worker-1", 7)
 
 
-def work(fn: Any, *args: Any, **kwargs: Any) -> Work:
+def work(fn: Any, *args: Any, **kwargs: Any) -> Call:
     """What the embedded worker is handed for ``fn(*args, **kwargs)``."""
-    return (fn, args, kwargs, inspect.iscoroutinefunction(fn))
+    return Call(fn, args, kwargs, inspect.iscoroutinefunction(fn))
 
 
 async def seen_async() -> tuple[list[int], str, int, int]:
@@ -62,7 +63,7 @@ async def test_arguments_reach_the_function() -> None:
         return a, b, c
 
     result = await run_work(
-        (combine, (1, 2), {"c": 3}, False), CONTEXT, None, trio.CapacityLimiter(1)
+        Call(combine, (1, 2), {"c": 3}, False), CONTEXT, None, trio.CapacityLimiter(1)
     )
     assert result == outcome.Value((1, 2, 3))
 
@@ -78,7 +79,7 @@ async def test_an_exception_is_captured_as_the_result(is_async: bool) -> None:
         raise error
 
     fn: Any = async_fail if is_async else sync_fail
-    result = await run_work((fn, (), {}, is_async), CONTEXT, None, trio.CapacityLimiter(1))
+    result = await run_work(Call(fn, (), {}, is_async), CONTEXT, None, trio.CapacityLimiter(1))
     assert result == outcome.Error(error)
 
 
@@ -97,7 +98,7 @@ async def test_a_sync_function_that_returns_past_its_hard_limit_gets_too_slow(
         trio.from_thread.run(trio.sleep, 10)  # ten seconds on the test's clock
         return "late"
 
-    result = await run_work((slow, (), {}, False), CONTEXT, 5.0, trio.CapacityLimiter(1))
+    result = await run_work(Call(slow, (), {}, False), CONTEXT, 5.0, trio.CapacityLimiter(1))
     assert isinstance(result, outcome.Error)
     assert isinstance(result.error, trio.TooSlowError)
     assert "past its hard limit of 5s" in str(result.error)
@@ -110,7 +111,7 @@ async def test_a_sync_function_within_its_hard_limit_returns_its_value(
         trio.from_thread.run(trio.sleep, 1)
         return "on time"
 
-    result = await run_work((quick, (), {}, False), CONTEXT, 5.0, trio.CapacityLimiter(1))
+    result = await run_work(Call(quick, (), {}, False), CONTEXT, 5.0, trio.CapacityLimiter(1))
     assert result == outcome.Value("on time")
 
 
@@ -128,7 +129,7 @@ async def test_cancellation_is_not_captured_as_a_result() -> None:
 @attrs.define
 class Assignment:
     id: int
-    work: Work
+    work: Call
     allocation: Resources = ALLOCATION
     hard_limit: float | None = None
     attempt: int = 1
@@ -180,7 +181,7 @@ async def test_the_worker_reports_a_task_started_then_done_with_its_duration(
         return "ok"
 
     async with local_worker() as (worker, reporter):
-        worker.run_tasks([Assignment(1, (job, (), {}, True), attempt=2)])
+        worker.run_tasks([Assignment(1, Call(job, (), {}, True), attempt=2)])
         await trio.sleep(10)
     assert reporter.reports == [
         ("started", "local", 1, 2),
@@ -195,7 +196,7 @@ async def test_a_task_cancelled_before_it_started_never_runs() -> None:
         ran.append(1)
 
     async with local_worker() as (worker, reporter):
-        worker.run_tasks([Assignment(1, (job, (), {}, True))])
+        worker.run_tasks([Assignment(1, Call(job, (), {}, True))])
         worker.cancel_task(1)  # before the worker's task got to run
         await trio.testing.wait_all_tasks_blocked()
     assert ran == []
@@ -215,7 +216,7 @@ async def test_a_running_task_is_cancelled_and_still_reported_done(
             cleaned_up.append(True)
 
     async with local_worker() as (worker, reporter):
-        worker.run_tasks([Assignment(1, (job, (), {}, True))])
+        worker.run_tasks([Assignment(1, Call(job, (), {}, True))])
         await trio.sleep(1)
         worker.cancel_task(1)
         worker.cancel_task(99)  # unknown ids are ignored
@@ -231,7 +232,7 @@ async def test_a_task_past_its_hard_limit_does_not_stop_the_next_one(
     async with local_worker() as (worker, reporter):
         worker.run_tasks([Assignment(1, work(trio.sleep, 100), hard_limit=5)])
         await trio.sleep(6)
-        worker.run_tasks([Assignment(2, (seen_async, (), {}, True), hard_limit=5)])
+        worker.run_tasks([Assignment(2, Call(seen_async, (), {}, True), hard_limit=5)])
         await trio.sleep(1)
     first = reporter.outcome_of(1)
     assert isinstance(first, outcome.Error) and isinstance(first.error, trio.TooSlowError)
@@ -310,9 +311,9 @@ async def test_a_waiting_task_that_is_cancelled_is_skipped_in_its_turn(
     async with local_worker() as (worker, reporter):
         worker.run_tasks(
             [
-                Assignment(1, (job, (1,), {}, True)),
-                Assignment(2, (job, (2,), {}, True), after=1),
-                Assignment(3, (job, (3,), {}, True), after=2),
+                Assignment(1, Call(job, (1,), {}, True)),
+                Assignment(2, Call(job, (2,), {}, True), after=1),
+                Assignment(3, Call(job, (3,), {}, True), after=2),
             ]
         )
         worker.cancel_task(2)

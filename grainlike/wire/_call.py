@@ -1,0 +1,85 @@
+"""The call payload: what a task runs, and its one byte format for crossing a process boundary.
+
+A ``Call`` is built by the API (``bound(*args)``), carried opaquely by the dispatcher, and run by
+a worker.  ``CallPacker`` and ``CallUnpacker`` are the two halves of its format, side by side:
+the packer pickles each distinct function once per connection (tasks of one function share its
+bytes), the unpacker unpickles each distinct function once.  Both ends of a connection (the
+dispatcher and a remote worker, or a worker and its pool children) keep one of each.
+
+A payload that cannot be unpickled still becomes a ``Call``: one that raises a
+``TaskFailedError`` saying so, so that the task takes its turn and its caller hears why.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+
+from .._exceptions import TaskFailedError
+from ._payload import dumps_payload, loads_payload
+
+__all__ = ["Call", "CallPacker", "CallUnpacker"]
+
+
+@attrs.frozen(slots=True)
+class Call:
+    """One call of a function: ``fn(*args, **kwargs)``; ``is_async`` when ``fn`` is a coroutine
+    function (it then runs on the worker's event loop)."""
+
+    fn: Callable[..., Any]
+    args: tuple[Any, ...] = ()
+    kwargs: dict[str, Any] = attrs.field(factory=dict)
+    is_async: bool = False
+
+
+class CallPacker:
+    """Packs calls into bytes, pickling each distinct function once (by identity)."""
+
+    __slots__ = ("_functions",)
+
+    def __init__(self) -> None:
+        self._functions: dict[int, tuple[Any, bytes]] = {}
+
+    def function_bytes(self, fn: Any) -> bytes:
+        """The pickle of ``fn``, made once per function object."""
+        cached = self._functions.get(id(fn))
+        if cached is not None and cached[0] is fn:
+            return cached[1]
+        data = dumps_payload(fn)
+        self._functions[id(fn)] = (fn, data)
+        return data
+
+    def pack(self, call: Call) -> bytes:
+        """The bytes of ``call``; raises what pickling raises for an unpicklable argument."""
+        return dumps_payload((self.function_bytes(call.fn), call.args, call.kwargs, call.is_async))
+
+
+class CallUnpacker:
+    """Unpacks what ``CallPacker.pack`` made, unpickling each distinct function once."""
+
+    __slots__ = ("_functions",)
+
+    def __init__(self) -> None:
+        self._functions: dict[bytes, Any] = {}
+
+    def unpack(self, data: bytes, *, task_id: int) -> Call:
+        """The call in ``data``; a payload that cannot be unpickled becomes a call that raises
+        ``TaskFailedError`` naming task ``task_id`` and the reason."""
+        try:
+            unpacked: Any = loads_payload(data)
+            fn_bytes, args, kwargs, is_async = unpacked
+            fn: Any = self._functions.get(fn_bytes)
+            if fn is None:
+                fn = self._functions[fn_bytes] = loads_payload(fn_bytes)
+            return Call(fn, tuple(args), dict(kwargs), bool(is_async))
+        except Exception as error:
+            failure = TaskFailedError(
+                f"task {task_id} could not be unpickled on this worker: {error}"
+            )
+            return Call(_raise, (failure,), {}, True)
+
+
+async def _raise(error: BaseException) -> None:
+    raise error
