@@ -7,6 +7,7 @@ from ._exceptions import InsufficientResourcesError as InsufficientResourcesErro
 from ._exceptions import MemoryLimitError as MemoryLimitError
 from ._exceptions import ProtocolError as ProtocolError
 from ._exceptions import ResourceError as ResourceError
+from ._exceptions import TaskCancelledError as TaskCancelledError
 from ._exceptions import TaskFailedError as TaskFailedError
 from ._exceptions import UnsatisfiableError as UnsatisfiableError
 from ._exceptions import WorkerLostError as WorkerLostError

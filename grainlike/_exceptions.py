@@ -15,6 +15,7 @@ __all__ = [
     "MemoryLimitError",
     "ProtocolError",
     "ResourceError",
+    "TaskCancelledError",
     "TaskFailedError",
     "UnsatisfiableError",
     "WorkerLostError",
@@ -82,6 +83,11 @@ class TaskFailedError(GrainlikeError):
 
     def __str__(self) -> str:
         return str(self.args[0])
+
+
+class TaskCancelledError(GrainlikeError):
+    """Raised when awaiting a task that was cancelled (``handle.cancel()``, or its last caller
+    stopped waiting for it)."""
 
 
 class MemoryLimitError(GrainlikeError):

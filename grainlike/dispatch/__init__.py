@@ -1,10 +1,11 @@
 """The dispatcher: queue, placement, pools, learned limits, events."""
 
-from ._dispatcher import CancelledByCaller as CancelledByCaller
 from ._dispatcher import Dispatcher as Dispatcher
 from ._dispatcher import DispatcherConfig as DispatcherConfig
+from ._events import TERMINAL_EVENTS as TERMINAL_EVENTS
 from ._events import Event as Event
 from ._events import EventBus as EventBus
+from ._events import TaskCancelled as TaskCancelled
 from ._events import TaskFailed as TaskFailed
 from ._events import TaskFinished as TaskFinished
 from ._events import TaskPlaced as TaskPlaced

@@ -10,10 +10,17 @@ import attrs
 import outcome
 import trio
 
-from .._exceptions import GrainlikeError, UnsatisfiableError, WorkerLostError
+from .._exceptions import (
+    GrainlikeError,
+    TaskCancelledError,
+    UnsatisfiableError,
+    WorkerLostError,
+)
 from ..resource import GPU, Cores, Counter, Kind, Resources, WTime
+from ..wire import Usage
 from ._events import (
     EventBus,
+    TaskCancelled,
     TaskFailed,
     TaskFinished,
     TaskPlaced,
@@ -31,11 +38,7 @@ from ._placement import Reservation, WorkerIndex, WorkerState, plan
 from ._queue import Shape, TaskQueue
 from ._task import Task, TaskHandle, TaskState
 
-__all__ = ["CancelledByCaller", "Dispatcher", "DispatcherConfig"]
-
-
-class CancelledByCaller(GrainlikeError):
-    """Raised when a task's caller stopped waiting for it (kept as the task's result)."""
+__all__ = ["Dispatcher", "DispatcherConfig"]
 
 
 @attrs.frozen
@@ -123,14 +126,15 @@ class Dispatcher:
 
     def _abort(self, task: Task) -> None:
         """The caller stopped waiting: drop a queued task, cancel a running one."""
+        cancelled = outcome.Error(TaskCancelledError(f"task {task.id} ({task.name}) was cancelled"))
         if task.state is TaskState.QUEUED:
             self._queue.discard(task)
-            del self._tasks[task.id]
-            task.resolve(outcome.Error(CancelledByCaller(f"task {task.id} was cancelled")))
+            self._finish(task, cancelled)
         elif task.state is TaskState.RUNNING:
             # Deliver the result to whoever still awaits the handle (``handle.cancel()`` from
             # elsewhere); the task stays RUNNING on its worker until the worker reports it done.
-            task.resolve(outcome.Error(CancelledByCaller(f"task {task.id} was cancelled")))
+            self._finish(task, cancelled, worker=task.worker)
+            self._tasks[task.id] = task
             task.state = TaskState.RUNNING
             link = self._links.get(task.worker or "")
             if link is not None:
@@ -204,6 +208,7 @@ class Dispatcher:
                             f"({reason}) and the task was retried {self.config.max_retries} times"
                         )
                     ),
+                    worker=worker_id,
                 )
             else:
                 self._requeue(task, worker_id, f"worker lost: {reason}")
@@ -257,7 +262,7 @@ class Dispatcher:
             return
         task.began = True
         if self.events.active:
-            self.events.publish(TaskStarted(task_id, worker_id))
+            self.events.publish(TaskStarted(task_id, worker_id, attempt))
 
     def task_done(
         self,
@@ -266,6 +271,7 @@ class Dispatcher:
         attempt: int,
         result: outcome.Outcome[Any],
         duration: float,
+        usage: Usage | None = None,
     ) -> None:
         """A worker finished a task (value, exception, or cancelled); frees its resources.
 
@@ -278,7 +284,7 @@ class Dispatcher:
             return
         del state.running[task_id]
         if not task.began and self.events.active:  # its start was not reported apart
-            self.events.publish(TaskStarted(task_id, worker_id))
+            self.events.publish(TaskStarted(task_id, worker_id, attempt))
         if not self._hand_over(state, task):
             self._free(state, task, worker_alive=True)
             self._kick()
@@ -291,19 +297,15 @@ class Dispatcher:
         if isinstance(result, outcome.Value):
             if wtime is not None and wtime.group is not None:
                 self.learned.record(wtime.group, duration)
-            if self.events.active:
-                self.events.publish(TaskFinished(task_id, worker_id, duration))
-            self._finish(task, result)
+            self._finish(task, result, worker=worker_id, duration=duration, usage=usage)
             return
         assert isinstance(result, outcome.Error)
         error = result.error
-        if self.events.active:
-            self.events.publish(TaskFailed(task_id, worker_id, _describe(error), duration))
         if task.failures < task.retries and not isinstance(error, trio.TooSlowError):
             task.failures += 1
             self._requeue(task, worker_id, f"failed: {_describe(error)}")
         else:
-            self._finish(task, result)
+            self._finish(task, result, worker=worker_id, duration=duration, usage=usage)
 
     def _hand_over(self, state: WorkerState, task: Task) -> bool:
         """Start the next queued task in the allocation of one that ended, if that is what a
@@ -359,10 +361,34 @@ class Dispatcher:
         if self.events.active:
             self.events.publish(TaskRetried(task.id, worker_id, task.attempt + 1, reason))
 
-    def _finish(self, task: Task, result: outcome.Outcome[Any]) -> None:
+    def _finish(
+        self,
+        task: Task,
+        result: outcome.Outcome[Any],
+        *,
+        worker: str | None = None,
+        duration: float | None = None,
+        usage: Usage | None = None,
+    ) -> None:
+        """Resolve a task with its one result, and publish its one terminal event."""
         self._tasks.pop(task.id, None)
         self.completed += 1
-        task.resolve(result)
+        if not task.resolve(result) or not self.events.active:
+            return
+        attempt = task.attempt
+        if isinstance(result, outcome.Value):
+            assert worker is not None and duration is not None
+            event: Any = TaskFinished(task.id, worker, duration, attempt, usage)
+        elif isinstance(result, outcome.Error) and isinstance(result.error, TaskCancelledError):
+            event = TaskCancelled(task.id, worker, str(result.error), attempt)
+        else:
+            assert isinstance(result, outcome.Error)
+            error = result.error
+            message = str(error).splitlines()[0] if str(error) else ""
+            event = TaskFailed(
+                task.id, worker, message, duration, type(error).__name__, attempt, usage
+            )
+        self.events.publish(event)
 
     def _release_pool(self, task: Task) -> None:
         if task.pool_allocation is not None and self._pools is not None:

@@ -1,4 +1,14 @@
-"""What the dispatcher publishes: frozen events with timestamps, to any number of subscribers."""
+"""What the dispatcher publishes: frozen events with timestamps, to any number of subscribers.
+
+The life of a task, as events (``tests/unit/test_dispatch_events.py`` checks it as a state
+machine): ``TaskSubmitted``, then any number of *runs*, then exactly one terminal event.
+A run is ``TaskPlaced`` (it got an allocation on a worker), ``TaskStarted`` (the worker began
+it; a task cancelled before it began has none), and the end of the run: either a terminal event
+or ``TaskRetried`` (the run ended and the task went back to the queue).
+The terminal events are ``TaskFinished`` (a value), ``TaskFailed`` (an exception: its own, a
+time or memory limit, ``WorkerLostError``, ``UnsatisfiableError``) and ``TaskCancelled``; a
+task that never ran has a terminal event without a run before it.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +17,13 @@ from collections.abc import Callable
 
 import attrs
 
+from ..wire import Usage
+
 __all__ = [
+    "TERMINAL_EVENTS",
     "Event",
     "EventBus",
+    "TaskCancelled",
     "TaskFailed",
     "TaskFinished",
     "TaskPlaced",
@@ -35,17 +49,26 @@ class Event:
 
 @attrs.frozen
 class TaskSubmitted(Event):
-    """A task entered the queue."""
+    """A task entered the queue.
+
+    ``name`` is the function's qualified name (or the name given with ``options(name=...)``),
+    ``request`` the shorthand of what it asks for, ``parent`` the task that submitted it (when a
+    task submitted it).
+    """
 
     task_id: int
     name: str
     request: str
     priority: int
+    parent: int | None = None
 
 
 @attrs.frozen
 class TaskPlaced(Event):
-    """A task was given an allocation on a worker."""
+    """A run began: the task was given ``allocation`` on ``worker``, for attempt ``attempt``.
+
+    ``cores`` and ``gpus`` are the IDs it got (empty when it got none).
+    """
 
     task_id: int
     worker: str
@@ -57,34 +80,60 @@ class TaskPlaced(Event):
 
 @attrs.frozen
 class TaskStarted(Event):
-    """A worker started running a task."""
+    """The worker began running attempt ``attempt`` of the task."""
 
     task_id: int
     worker: str
+    attempt: int = 0
 
 
 @attrs.frozen
 class TaskFinished(Event):
-    """A task returned a value; ``duration`` is its run time on the worker in seconds."""
+    """The task returned a value: terminal.
+
+    ``duration`` is its run time on the worker in seconds; ``usage`` what it used, for a task
+    that ran in a process (a sync function in a worker process, or ``run_process``).
+    """
 
     task_id: int
     worker: str
     duration: float
+    attempt: int = 0
+    usage: Usage | None = None
 
 
 @attrs.frozen
 class TaskFailed(Event):
-    """A task ended with an exception (its own, a time limit, or a lost worker)."""
+    """The task ended with an exception of type ``error_type`` and message ``error``: terminal.
+
+    ``worker`` and ``duration`` are those of its last run, ``None`` when it never ran (an
+    unsatisfiable request); ``usage`` as for ``TaskFinished``.
+    """
 
     task_id: int
-    worker: str
+    worker: str | None
     error: str
-    duration: float
+    duration: float | None
+    error_type: str = ""
+    attempt: int = 0
+    usage: Usage | None = None
+
+
+@attrs.frozen
+class TaskCancelled(Event):
+    """The task's caller cancelled it: terminal.  ``worker`` is where it ran, if it had begun
+    a run."""
+
+    task_id: int
+    worker: str | None
+    reason: str
+    attempt: int = 0
 
 
 @attrs.frozen
 class TaskRetried(Event):
-    """A task went back to the queue (its worker was lost, or the user asked for retries)."""
+    """A run ended and the task went back to the queue, to run as attempt ``attempt``: its
+    worker was lost, it failed and may be retried (``retries=``), or it had not begun."""
 
     task_id: int
     worker: str
@@ -115,6 +164,9 @@ class WorkerDrained(Event):
     worker: str
     reason: str
 
+
+#: The events that end a task; every submitted task has exactly one of them.
+TERMINAL_EVENTS: tuple[type[Event], ...] = (TaskFinished, TaskFailed, TaskCancelled)
 
 Subscriber = Callable[[Event], None]
 

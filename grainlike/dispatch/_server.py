@@ -256,7 +256,7 @@ def _finished(dispatcher: Dispatcher, worker_id: str, message: TasksFinished) ->
     for item in message.outcomes:
         result = unpack_outcome(item.ok, item.payload, task_id=item.task_id)
         duration = max(0.0, item.finished - item.started)
-        dispatcher.task_done(worker_id, item.task_id, item.attempt, result, duration)
+        dispatcher.task_done(worker_id, item.task_id, item.attempt, result, duration, item.usage)
 
 
 def _peer_name(stream: trio.abc.Stream) -> str:

@@ -41,6 +41,7 @@ from ._messages import TaskOutcome as TaskOutcome
 from ._messages import TasksFinished as TasksFinished
 from ._messages import TaskSpec as TaskSpec
 from ._messages import TasksStarted as TasksStarted
+from ._messages import Usage as Usage
 from ._messages import Welcome as Welcome
 from ._payload import dumps_payload as dumps_payload
 from ._payload import loads_payload as loads_payload

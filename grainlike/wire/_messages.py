@@ -33,6 +33,7 @@ __all__ = [
     "TaskSpec",
     "TasksFinished",
     "TasksStarted",
+    "Usage",
     "Welcome",
 ]
 
@@ -156,6 +157,36 @@ class TasksStarted:
     at: float
 
 
+def _non_negative_float(instance: object, attribute: attrs.Attribute[Any], value: float) -> None:
+    if not (value >= 0 and math.isfinite(value)):
+        raise ValueError(f"{type(instance).__name__}.{attribute.name}={value!r}: must be >= 0")
+
+
+def _optional_non_negative_int(
+    instance: object, attribute: attrs.Attribute[Any], value: int | None
+) -> None:
+    if value is not None and value < 0:
+        raise ValueError(f"{type(instance).__name__}.{attribute.name}={value!r}: must be >= 0")
+
+
+@attrs.frozen
+class Usage:
+    """What a task that ran in a process used, as measured by its worker.
+
+    Attributes:
+        wall: Seconds from the start of its process work to its end.
+        cpu: CPU seconds (user and system) of its process tree.
+        peak_rss: The largest resident memory of its process tree seen, in bytes.
+        peak_disk: The largest size of its scratch directory seen, in bytes (``None`` when it
+            had none).
+    """
+
+    wall: float = attrs.field(validator=_non_negative_float)
+    cpu: float = attrs.field(validator=_non_negative_float)
+    peak_rss: int = attrs.field(validator=_not_negative)
+    peak_disk: int | None = attrs.field(default=None, validator=_optional_non_negative_int)
+
+
 @attrs.frozen
 class TaskOutcome:
     """How one task ended.
@@ -167,6 +198,7 @@ class TaskOutcome:
         payload: ``dumps_payload(result)`` or ``pack_exception(exc)``.
         started: When the task started (the worker's ``time.time()``).
         finished: When the task ended (the worker's ``time.time()``).
+        usage: What it used, when it ran in a process.
     """
 
     task_id: int
@@ -175,6 +207,7 @@ class TaskOutcome:
     payload: bytes
     started: float
     finished: float
+    usage: Usage | None = None
 
 
 @attrs.frozen

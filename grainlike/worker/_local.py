@@ -9,6 +9,7 @@ import attrs
 import outcome
 import trio
 
+from ..wire import Usage
 from ._context import TaskContext
 from ._execute import Assignment, run_work
 
@@ -27,6 +28,7 @@ class Reporter(Protocol):
         attempt: int,
         result: outcome.Outcome[Any],
         duration: float,
+        usage: Usage | None = None,
     ) -> None: ...
 
     def remove_worker(self, worker_id: str, reason: str, *, lost: bool = True) -> None: ...

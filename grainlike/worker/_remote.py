@@ -34,6 +34,7 @@ from ..wire import (
     TaskOutcome,
     TasksFinished,
     TasksStarted,
+    Usage,
     Welcome,
     authenticate_as_worker,
     decode,
@@ -102,12 +103,13 @@ class _Outbox:
         attempt: int,
         result: outcome.Outcome[Any],
         duration: float,
+        usage: Usage | None = None,
     ) -> None:
         finished = time.time()
         self.started.pop(task_id, None)
         started = self.start_times.pop(task_id, finished - duration)
         self.finished.append(
-            TaskOutcome(task_id, attempt, *pack_outcome(result), started, finished)
+            TaskOutcome(task_id, attempt, *pack_outcome(result), started, finished, usage)
         )
         self._wake.set()
 

@@ -17,7 +17,7 @@ import trio.testing
 import grainlike as gl
 from grainlike import Cores, Resources
 from grainlike.resource import as_resources
-from grainlike.wire import Call
+from grainlike.wire import Call, Usage
 from grainlike.worker._context import TaskContext
 from grainlike.worker._execute import run_work
 from grainlike.worker._local import LocalWorker
@@ -152,6 +152,7 @@ class FakeReporter:
         attempt: int,
         result: outcome.Outcome[Any],
         duration: float,
+        usage: Usage | None = None,
     ) -> None:
         self.reports.append(("done", worker_id, task_id, attempt, result, duration))
 
