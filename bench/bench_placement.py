@@ -9,8 +9,25 @@ from __future__ import annotations
 import random
 import time
 
-from grainlike.dispatch import Task, TaskQueue, WorkerIndex, WorkerState, plan
-from grainlike.resource import GPU, Cores, Memory, Resources, Token
+from grainlike.dispatch._placement import WorkerIndex, plan
+from grainlike.dispatch._pools import Pools
+from grainlike.dispatch._queue import TaskQueue
+from grainlike.dispatch._records import Task, WorkerState
+from grainlike.resource import GPU, ZERO, Cores, Memory, Resources, Token
+from grainlike.wire import Call
+
+
+class IdleLink:
+    """Placement never talks to workers; this link only has to exist."""
+
+    pipeline = 0
+
+    def run_tasks(self, tasks: object) -> None: ...
+
+    def cancel_task(self, task_id: int) -> None: ...
+
+    def drain(self, reason: str) -> None: ...
+
 
 SHAPES = [
     Cores(1),
@@ -36,12 +53,13 @@ def build(workers: int, queued: int, seed: int = 0) -> tuple[TaskQueue, WorkerIn
     rng = random.Random(seed)
     index = WorkerIndex()
     for i in range(workers):
-        index.add(WorkerState(f"w{i}", parse_resources(rng.choice(CAPACITIES), capacity=True), i))
+        capacity = parse_resources(rng.choice(CAPACITIES), capacity=True)
+        index.add(WorkerState(f"w{i}", capacity, IdleLink(), i))
     queue = TaskQueue()
     requests = [as_resources(shape) for shape in SHAPES]  # type: ignore[arg-type]
     for i in range(queued):
         request = rng.choice(requests)
-        queue.push(Task(i + 1, request, None, "t"))
+        queue.push(Task(i + 1, request, Call(print), "t"))
     for shape in queue.shapes():
         shape.effective = shape.request
     return queue, index
@@ -50,7 +68,7 @@ def build(workers: int, queued: int, seed: int = 0) -> tuple[TaskQueue, WorkerIn
 def measure(workers: int, queued: int) -> tuple[int, float]:
     queue, index = build(workers, queued)
     start = time.perf_counter()
-    placements, _ = plan(queue, index, pools=None, now=0.0, starvation_bound=30.0)
+    placements, _ = plan(queue, index, pools=Pools(ZERO), now=0.0, starvation_bound=30.0)
     took = time.perf_counter() - start
     return len(placements), took
 

@@ -28,17 +28,20 @@ __version__ = "0.1.0"
 
 from ._bound import Bound as Bound
 from ._bound import delayed as delayed
+from ._bound import exec1 as exec1
 from ._session import Session as Session
+from ._session import SessionOptions as SessionOptions
 from ._session import current_session as current_session
-from ._session import exec1 as exec1
 from ._session import explain as explain
-from ._session import gather as gather
 from ._session import open_session as open_session
 from ._session import run as run
 from ._waitgroup import WaitGroup as WaitGroup
+from ._waitgroup import gather as gather
 from ._waitgroup import open_waitgroup as open_waitgroup
+from .dispatch import AsCompleted as AsCompleted
 from .dispatch import LearningRule as LearningRule
 from .dispatch import TaskHandle as TaskHandle
+from .dispatch import as_completed as as_completed
 from .worker import GVAR as GVAR
 from .worker import current_allocation as current_allocation
 from .worker import run_process as run_process

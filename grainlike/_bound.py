@@ -1,4 +1,4 @@
-"""Bound functions: ``fn @ resources`` and ``@gl.delayed``."""
+"""Bound functions: ``fn @ resources``, ``@gl.delayed`` and ``gl.exec1``."""
 
 from __future__ import annotations
 
@@ -10,12 +10,13 @@ from typing import Any
 import attrs
 
 from ._exceptions import ResourceError
+from ._session import current_session
 from .dispatch import TaskHandle
 from .resource import ZERO, Kind, Resources, as_resources
 from .resource._binding import set_binder
 from .wire import Call
 
-__all__ = ["Bound", "delayed"]
+__all__ = ["Bound", "bind", "delayed", "exec1"]
 
 
 def _is_async(fn: Callable[..., Any]) -> bool:
@@ -75,8 +76,6 @@ class Bound:
         return attrs.evolve(self, **changes)
 
     def __call__(self, *args: Any, **kwargs: Any) -> TaskHandle:
-        from ._session import current_session
-
         return current_session().dispatcher.submit(
             self.request,
             Call(self.fn, args, kwargs, self.is_async),
@@ -102,6 +101,11 @@ def bind(fn: Any, resources: Kind | Resources) -> Bound:
 def delayed(fn: Callable[..., Any]) -> Bound:
     """Make ``fn`` a bound function that asks for nothing until bound with ``@``."""
     return bind(fn, ZERO)
+
+
+async def exec1(res: Kind | Resources, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Run one call of ``fn`` with resources ``res`` and return its result."""
+    return await bind(fn, as_resources(res))(*args, **kwargs)
 
 
 set_binder(bind)

@@ -1,7 +1,19 @@
-"""A running dispatcher with its embedded worker, and the calls that use it from ``main``."""
+"""A running dispatcher with its embedded worker and services: ``gl.run`` and ``gl.open_session``.
+
+The session owns the lifecycle: it starts the dispatcher, the observers (event log, progress
+bar), the server for remote workers and the embedded worker, each with ``nursery.start``, and
+stops them when ``main`` (or the ``async with`` block) ends.  What a user calls inside it
+(bound calls, ``gl.exec1``, ``gl.gather``) lives in ``_bound.py`` and ``_waitgroup.py``.
+
+Errors reach the user as themselves: the session's nursery would wrap an exception from
+``main`` in an ``ExceptionGroup`` of grainlike's own making, so that one group is unwrapped
+(a user's own ``ExceptionGroup`` stays intact inside it).
+"""
 
 from __future__ import annotations
 
+import ipaddress
+import logging
 import os
 import socket
 import ssl
@@ -9,7 +21,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypedDict, TypeVar, Unpack
 
 import attrs
 import trio
@@ -23,19 +35,101 @@ from .dispatch import (
     ServerConfig,
     TaskHandle,
     serve_workers,
-    wait_all,
 )
-from .resource import Kind, Resources, ResourceSpec, as_resources, parse_resources
+from .resource import Resources, ResourceSpec, parse_resources
 from .worker import LocalWorker
 
-__all__ = ["Session", "current_session", "exec1", "explain", "gather", "open_session", "run"]
+__all__ = [
+    "DEFAULT_KEY_FILE",
+    "DEFAULT_STATS",
+    "Session",
+    "SessionOptions",
+    "current_session",
+    "explain",
+    "open_session",
+    "run",
+]
 
 T = TypeVar("T")
+
+log = logging.getLogger("grainlike")
 
 _SESSION: ContextVar[Session] = ContextVar("grainlike_session")
 
 #: Where learned time limits persist unless the caller says otherwise.
 DEFAULT_STATS = Path.home() / ".local" / "state" / "grainlike" / "wtime-stats.json"
+#: Where a local run keeps its generated shared key (mode 0600).
+DEFAULT_KEY_FILE = Path.home() / ".config" / "grainlike" / "key"
+#: Seconds an unsatisfiable request waits when remote workers may still join.
+LISTENING_UNSATISFIABLE_GRACE = 60.0
+
+
+class SessionOptions(TypedDict, total=False):
+    """The keywords of ``gl.run`` and ``gl.open_session``; each is optional.
+
+    Attributes:
+        resources: Overrides the embedded worker's detected capacity per kind.
+        local: Run an embedded worker (default True).
+        listen: ``HOST:PORT`` where remote workers may also connect.
+        name: The embedded worker's id.
+        pools: Cluster-wide counters, e.g. ``{"license": 3}``.
+        max_retries: Retries of a task whose worker was lost (default 3).
+        starvation_bound: Seconds before a waiting large task gets a reservation (default 30).
+        unsatisfiable_grace: Seconds an unsatisfiable request waits (default 0 embedded,
+            60 when listening).
+        no_worker_grace: Seconds with no worker at all before queued tasks fail (default: wait).
+        stats: The learned-limits file (``None``: learn nothing across runs).
+        learning: A ``LearningRule``.
+        enforce_memory: Kill processes over their ``Memory`` request.
+        events: A JSON-lines event log path.
+        progress: Show a progress bar.
+        key: The shared key for remote workers (default ``GRAINLIKE_KEY`` or the local key).
+        tls: A server ``ssl.SSLContext`` for remote workers.
+        heartbeat_interval: Seconds between heartbeats (default 1).
+        heartbeat_timeout: Seconds of silence after which a peer is gone (default 10).
+        handshake_timeout: Seconds a connecting peer has to authenticate (default 10).
+        max_frame: The largest frame in bytes (default 64 MiB).
+        pipeline_window: Seconds of short tasks sent ahead per running one (0: off).
+        pipeline_depth: At most this many tasks sent ahead per running one (default 32).
+    """
+
+    resources: ResourceSpec | None
+    local: bool
+    listen: str | None
+    name: str | None
+    pools: ResourceSpec | None
+    max_retries: int
+    starvation_bound: float
+    unsatisfiable_grace: float
+    no_worker_grace: float | None
+    stats: str | os.PathLike[str] | None
+    learning: LearningRule | None
+    enforce_memory: bool
+    events: str | os.PathLike[str] | None
+    progress: bool
+    key: bytes | None
+    tls: ssl.SSLContext | None
+    heartbeat_interval: float
+    heartbeat_timeout: float
+    handshake_timeout: float
+    max_frame: int
+    pipeline_window: float
+    pipeline_depth: int
+
+
+_DISPATCHER_OPTIONS = frozenset(
+    {
+        "max_retries",
+        "starvation_bound",
+        "unsatisfiable_grace",
+        "no_worker_grace",
+        "pools",
+        "pipeline_window",
+    }
+)
+_SERVER_OPTIONS = frozenset(
+    {"heartbeat_interval", "heartbeat_timeout", "handshake_timeout", "max_frame", "pipeline_depth"}
+)
 
 
 @attrs.define(eq=False)
@@ -59,10 +153,6 @@ def current_session() -> Session:
         ) from None
 
 
-#: Where a local run keeps its generated shared key (mode 0600).
-DEFAULT_KEY_FILE = Path.home() / ".config" / "grainlike" / "key"
-
-
 def default_key() -> bytes:
     """``GRAINLIKE_KEY`` when set, else the local key file (generated on first use)."""
     from .wire import ensure_local_key, key_from_env_or_file
@@ -76,91 +166,118 @@ def _local_capacity(resources: ResourceSpec | None) -> Resources:
     return detect_capacity(override=resources)
 
 
+def _configs(options: SessionOptions) -> tuple[DispatcherConfig, ServerConfig]:
+    """The dispatcher's and the server's configuration: what the caller gave, the classes'
+    own defaults for the rest (they validate, raising ``ConfigError``)."""
+    unknown = set(options) - set(SessionOptions.__annotations__)
+    if unknown:
+        raise TypeError(f"unexpected keyword argument(s): {', '.join(sorted(unknown))}")
+    given: dict[str, Any] = dict(options)
+    dispatcher = {k: v for k, v in given.items() if k in _DISPATCHER_OPTIONS}
+    if "unsatisfiable_grace" not in dispatcher and given.get("listen") is None:
+        dispatcher["unsatisfiable_grace"] = 0.0  # embedded only: no worker may join later
+    elif "unsatisfiable_grace" not in dispatcher:
+        dispatcher["unsatisfiable_grace"] = LISTENING_UNSATISFIABLE_GRACE
+    if dispatcher.get("pools") is not None:
+        dispatcher["pools"] = parse_resources(dispatcher["pools"], capacity=True)
+    server = {k: v for k, v in given.items() if k in _SERVER_OPTIONS}
+    return DispatcherConfig(**dispatcher), ServerConfig(**server)
+
+
+def _is_loopback(host: str) -> bool:
+    """Whether the bound address ``host`` is reachable only from this machine."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _unwrap(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The one exception inside the session nursery's group, or the group when there are
+    several (then several things really went wrong at once)."""
+    if len(group.exceptions) == 1:
+        return group.exceptions[0]
+    return group
+
+
 @asynccontextmanager
-async def open_session(
-    *,
-    resources: ResourceSpec | None = None,
-    local: bool = True,
-    listen: str | None = None,
-    pools: ResourceSpec | None = None,
-    max_retries: int = 3,
-    starvation_bound: float = 30.0,
-    unsatisfiable_grace: float | None = None,
-    stats: str | Path | None = DEFAULT_STATS,
-    learning: LearningRule | None = None,
-    enforce_memory: bool = False,
-    events: str | Path | None = None,
-    progress: bool = False,
-    name: str | None = None,
-    key: bytes | None = None,
-    tls: ssl.SSLContext | None = None,
-    heartbeat_interval: float = 1.0,
-    heartbeat_timeout: float = 10.0,
-    max_frame: int = 64 * 2**20,
-    pipeline_window: float = 0.02,
-    pipeline_depth: int = 32,
-) -> AsyncIterator[Session]:
+async def open_session(**options: Unpack[SessionOptions]) -> AsyncIterator[Session]:
     """Run a dispatcher (and, with ``local``, an embedded worker) for the duration of the block.
 
-    The keywords are those of ``gl.run``.
+    The keywords are those of ``gl.run`` (``SessionOptions``).  When the block ends, tasks
+    that are still queued or running are cancelled, with one logged warning saying how many.
     """
-    if not local and listen is None:
+    if not options.get("local", True) and options.get("listen") is None:
         raise ConfigError("local=False needs listen='HOST:PORT': otherwise no worker can run tasks")
-    grace = unsatisfiable_grace if unsatisfiable_grace is not None else (60.0 if listen else 0.0)
-    if grace < 0:
-        raise ConfigError(f"unsatisfiable_grace={grace!r}: must be 0 (fail at once) or more")
-    if not pipeline_window >= 0:
-        raise ConfigError(f"pipeline_window={pipeline_window!r}: must be 0 (off) or more seconds")
-    if (
-        isinstance(pipeline_depth, bool)
-        or not isinstance(pipeline_depth, int)
-        or pipeline_depth < 0
-    ):
-        raise ConfigError(f"pipeline_depth={pipeline_depth!r}: must be a whole number, 0 or more")
-    config = DispatcherConfig(
-        max_retries=max_retries,
-        starvation_bound=starvation_bound,
-        unsatisfiable_grace=grace,
-        pools=parse_resources(pools, capacity=True) if pools is not None else None,
-        pipeline_window=pipeline_window,
-    )
-    server = ServerConfig(
-        heartbeat_interval=heartbeat_interval,
-        heartbeat_timeout=heartbeat_timeout,
-        max_frame=max_frame,
-        pipeline=pipeline_depth,
-    )
-    learned = LearnedLimits.open(stats, learning)
+    config, server = _configs(options)
+    stats = options.get("stats", DEFAULT_STATS)
+    learned = LearnedLimits.open(stats, options.get("learning"))
     dispatcher = Dispatcher(config, learned)
     session = Session(dispatcher)
     token = _SESSION.set(session)
     try:
-        async with trio.open_nursery() as nursery:
-            await nursery.start(dispatcher.serve)
-            observers = _observers(events, progress)
-            for observer in observers:
-                await nursery.start(observer.serve, dispatcher)
-            if listen is not None:
-                host, port = await nursery.start(
-                    serve_workers, dispatcher, listen, key or default_key(), tls, server
-                )
-                session.address = f"{host}:{port}"
-            if local:
-                capacity = await trio.to_thread.run_sync(_local_capacity, resources)
-                worker_id = dispatcher.unique_worker_id(name or f"local-{socket.gethostname()}")
-                session.local_worker = LocalWorker(worker_id, dispatcher, enforce_memory)
-                await nursery.start(session.local_worker.serve)
-                dispatcher.add_worker(worker_id, capacity, session.local_worker)
-            try:
-                yield session
-            finally:
-                nursery.cancel_scope.cancel()
+        error: BaseException | None = None
+        try:
+            async with trio.open_nursery() as nursery:
+                await _start_services(nursery, session, options, server)
+                try:
+                    yield session
+                finally:
+                    abandoned = dispatcher.cancel_all()
+                    if abandoned:
+                        log.warning(
+                            "main ended while %d task(s) were still queued or running: "
+                            "they were cancelled",
+                            abandoned,
+                        )
+                    nursery.cancel_scope.cancel()
+        except BaseExceptionGroup as group:
+            error = _unwrap(group)
+            if error is group:
+                raise
+        if error is not None:
+            # Raised here, outside the handler, so that the exception keeps its own context
+            # rather than gaining the group as one.
+            raise error
     finally:
         _SESSION.reset(token)
         learned.save()
 
 
-def _observers(events: str | Path | None, progress: bool) -> list[Any]:
+async def _start_services(
+    nursery: trio.Nursery, session: Session, options: SessionOptions, server: ServerConfig
+) -> None:
+    """The dispatcher, the observers, the server for remote workers, the embedded worker."""
+    dispatcher = session.dispatcher
+    await nursery.start(dispatcher.serve)
+    for observer in _observers(options.get("events"), options.get("progress", False)):
+        await nursery.start(observer.serve, dispatcher)
+    listen = options.get("listen")
+    if listen is not None:
+        key = options.get("key") or default_key()
+        tls = options.get("tls")
+        host, port = await nursery.start(serve_workers, dispatcher, listen, key, tls, server)
+        session.address = f"{host}:{port}"
+        if tls is None and not _is_loopback(host):
+            log.warning(
+                "listening on %s without TLS: anyone on the network path can read tasks and "
+                "results (use --tls auto; see docs/protocol.md)",
+                session.address,
+            )
+    if options.get("local", True):
+        capacity = await trio.to_thread.run_sync(_local_capacity, options.get("resources"))
+        name = options.get("name") or f"local-{socket.gethostname()}"
+        worker_id = dispatcher.unique_worker_id(name)
+        session.local_worker = LocalWorker(
+            worker_id, dispatcher, options.get("enforce_memory", False)
+        )
+        await nursery.start(session.local_worker.serve)
+        dispatcher.add_worker(worker_id, capacity, session.local_worker)
+
+
+def _observers(events: str | os.PathLike[str] | None, progress: bool) -> list[Any]:
     from ._observe import EventLog, ProgressBar
 
     observers: list[Any] = []
@@ -171,21 +288,13 @@ def _observers(events: str | Path | None, progress: bool) -> list[Any]:
     return observers
 
 
-def run(main: Callable[..., Awaitable[T]], *args: Any, **options: Any) -> T:
+def run(main: Callable[..., Awaitable[T]], *args: Any, **options: Unpack[SessionOptions]) -> T:
     """Run ``await main(*args)`` under a dispatcher and return its result.
 
-    Keywords: ``resources`` (overrides the embedded worker's detected capacity per kind),
-    ``local`` (run an embedded worker; default True), ``listen="HOST:PORT"`` (also accept
-    remote workers), ``pools`` (cluster-wide counters, e.g. ``{"license": 3}``),
-    ``max_retries`` (per task, after lost workers), ``starvation_bound`` (seconds before a
-    waiting large task gets a reservation), ``unsatisfiable_grace`` (seconds, default 0
-    embedded / 60 with remote workers), ``stats`` (learned-limits file), ``learning``
-    (a ``LearningRule``), ``enforce_memory``, ``events`` (JSON-lines event log path),
-    ``progress`` (a progress bar), ``name`` (the embedded worker's id);
-    for remote workers ``heartbeat_interval``/``heartbeat_timeout``, ``max_frame``,
-    ``pipeline_window`` (seconds of short tasks sent ahead to wait behind each running one,
-    by their measured duration; 0 turns pipelining off) and ``pipeline_depth`` (at most that
-    many per running task).
+    Returns what ``main`` returns and raises what it raises, itself (never wrapped in an
+    ``ExceptionGroup`` of grainlike's making).  The keywords are ``SessionOptions``: e.g.
+    ``resources="cores:4"`` (the embedded worker's capacity), ``listen="HOST:PORT"`` (also
+    accept remote workers), ``local=False``, ``events="run.jsonl"``.
     """
 
     async def session_main() -> T:
@@ -193,38 +302,6 @@ def run(main: Callable[..., Awaitable[T]], *args: Any, **options: Any) -> T:
             return await main(*args)
 
     return trio.run(session_main)
-
-
-async def exec1(res: Kind | Resources, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    """Run one call of ``fn`` with resources ``res`` and return its result."""
-    from ._bound import bind
-
-    return await bind(fn, as_resources(res))(*args, **kwargs)
-
-
-async def gather(*awaitables: Awaitable[Any]) -> list[Any]:
-    """Await all, return their results in order; the first failure cancels the rest."""
-    if all(isinstance(a, TaskHandle) for a in awaitables):
-        return await gather_handles([a for a in awaitables if isinstance(a, TaskHandle)])
-    results: list[Any] = [None] * len(awaitables)
-
-    async def one(index: int, awaitable: Awaitable[Any]) -> None:
-        results[index] = await awaitable
-
-    try:
-        async with trio.open_nursery() as nursery:
-            for index, awaitable in enumerate(awaitables):
-                nursery.start_soon(one, index, awaitable)
-    except BaseExceptionGroup as group:
-        if len(group.exceptions) == 1:
-            raise group.exceptions[0] from None
-        raise
-    return results
-
-
-async def gather_handles(handles: list[TaskHandle]) -> list[Any]:
-    """Results of already-submitted tasks, in order; the first failure cancels the rest."""
-    return await wait_all(handles)
 
 
 def explain(handle: TaskHandle) -> str:

@@ -1,4 +1,8 @@
-"""The dispatcher: queue, placement, pools, learned limits, events."""
+"""The dispatcher: queue, placement, pools, learned limits, events, and the TCP server.
+
+What the layers above use; the records and the placement machinery are private modules
+(tests of internals import them from there).
+"""
 
 from ._dispatcher import Dispatcher as Dispatcher
 from ._dispatcher import DispatcherConfig as DispatcherConfig
@@ -15,23 +19,14 @@ from ._events import TaskSubmitted as TaskSubmitted
 from ._events import WorkerDrained as WorkerDrained
 from ._events import WorkerJoined as WorkerJoined
 from ._events import WorkerLost as WorkerLost
+from ._handle import AsCompleted as AsCompleted
+from ._handle import TaskHandle as TaskHandle
+from ._handle import as_completed as as_completed
+from ._handle import wait_all as wait_all
 from ._learned import GroupStats as GroupStats
 from ._learned import LearnedLimits as LearnedLimits
 from ._learned import LearningRule as LearningRule
-from ._links import WorkerLink as WorkerLink
-from ._placement import Placement as Placement
-from ._placement import Reservation as Reservation
-from ._placement import WorkerIndex as WorkerIndex
-from ._placement import WorkerState as WorkerState
-from ._placement import plan as plan
-from ._queue import Shape as Shape
-from ._queue import TaskQueue as TaskQueue
-from ._server import RemoteLink as RemoteLink
 from ._server import ServerConfig as ServerConfig
 from ._server import serve_workers as serve_workers
 from ._status import StatusSnapshot as StatusSnapshot
 from ._status import status_report as status_report
-from ._task import Task as Task
-from ._task import TaskHandle as TaskHandle
-from ._task import TaskState as TaskState
-from ._task import wait_all as wait_all

@@ -1,9 +1,18 @@
-"""The dispatcher: one queue, many workers, exactly one result per task."""
+"""The dispatcher: one queue, many workers, exactly one result per task.
+
+This module holds the life of a task, and only that: submission and cancellation, workers
+joining and leaving, the reports of workers, freeing what a task held, retries, and the one
+delivery of each result (``_finish``, the only place that resolves a task and publishes its
+terminal event).  Placement (``_placement.py``), chains (``_pipeline.py``), pools
+(``_pools.py``), learned limits (``_learned.py``) and the words of ``explain``
+(``_explain.py``) are elsewhere; freeing an allocation stays here, next to the decision to
+deliver, because the two must agree for "exactly one result per task" to hold.
+"""
 
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Hashable
+import math
 from typing import Any
 
 import attrs
@@ -11,13 +20,14 @@ import outcome
 import trio
 
 from .._exceptions import (
+    ConfigError,
     GrainlikeError,
     TaskCancelledError,
     UnsatisfiableError,
     WorkerLostError,
 )
-from ..resource import GPU, Cores, Counter, Kind, Resources, WTime
-from ..wire import Usage
+from ..resource import GPU, ZERO, Cores, Resources, WTime
+from ..wire import Call, Usage
 from ._events import (
     EventBus,
     TaskCancelled,
@@ -31,35 +41,57 @@ from ._events import (
     WorkerJoined,
     WorkerLost,
 )
+from ._explain import explain, unsatisfiable_error
+from ._handle import TaskHandle
 from ._learned import LearnedLimits
-from ._links import WorkerLink
 from ._pipeline import Pipelines
-from ._placement import Reservation, WorkerIndex, WorkerState, plan
+from ._placement import Placement, Reservation, WorkerIndex, plan
+from ._pools import Pools
 from ._queue import Shape, TaskQueue
-from ._task import Task, TaskHandle, TaskState
+from ._records import Task, TaskState, WorkerLink, WorkerState, runs_now
 
 __all__ = ["Dispatcher", "DispatcherConfig"]
 
 
+def _whole(_: object, attribute: attrs.Attribute[Any], value: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ConfigError(f"{attribute.name}={value!r}: must be a whole number, 0 or more")
+
+
+def _seconds(_: object, attribute: attrs.Attribute[Any], value: float | None) -> None:
+    if value is None and attribute.name == "no_worker_grace":
+        return
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
+        raise ConfigError(f"{attribute.name}={value!r}: must be 0 or more seconds")
+
+
 @attrs.frozen
 class DispatcherConfig:
-    """How the dispatcher behaves.
+    """How the dispatcher behaves; every value is checked here (``ConfigError``).
 
-    ``unsatisfiable_grace`` is how long (in seconds, counted while at least one worker is
-    connected) a request that no worker could ever satisfy waits before its caller gets
-    ``UnsatisfiableError``; ``0`` fails at once (embedded mode).
-
-    ``pipeline_window``: on workers that pipeline (remote ones), tasks are sent ahead to wait
-    behind a running task of the same shape, as many as take this many seconds by the shape's
-    measured mean duration (so shapes of longer tasks are not sent ahead); ``0`` turns
-    pipelining off.
+    Attributes:
+        max_retries: How often a task whose worker was lost runs again before its caller
+            gets ``WorkerLostError``.
+        starvation_bound: Seconds a large task waits before resources are reserved for it.
+        unsatisfiable_grace: Seconds (counted while at least one worker is connected) a request
+            that no worker could ever satisfy waits before its caller gets
+            ``UnsatisfiableError``; ``0`` fails at once (embedded mode).
+        no_worker_grace: Seconds with no worker connected at all after which queued tasks fail
+            with ``UnsatisfiableError``; ``None`` waits for workers for ever (as Dask's
+            ``no-workers-timeout`` does by default).
+        pools: Cluster-wide counters (``Counter("license", 3)``), drawn whichever worker runs
+            the task.
+        pipeline_window: On workers that pipeline (remote ones), tasks are sent ahead to wait
+            behind a running task of the same shape, as many as take this many seconds by the
+            shape's measured mean duration; ``0`` turns pipelining off.
     """
 
-    max_retries: int = 3
-    starvation_bound: float = 30.0
-    unsatisfiable_grace: float = 60.0
+    max_retries: int = attrs.field(default=3, validator=_whole)
+    starvation_bound: float = attrs.field(default=30.0, validator=_seconds)
+    unsatisfiable_grace: float = attrs.field(default=60.0, validator=_seconds)
+    no_worker_grace: float | None = attrs.field(default=None, validator=_seconds)
     pools: Resources | None = None
-    pipeline_window: float = 0.02
+    pipeline_window: float = attrs.field(default=0.02, validator=_seconds)
 
 
 @attrs.define(eq=False)
@@ -75,10 +107,9 @@ class Dispatcher:
     events: EventBus = attrs.field(factory=EventBus)
     _queue: TaskQueue = attrs.field(factory=TaskQueue)
     _workers: WorkerIndex = attrs.field(factory=WorkerIndex)
-    _links: dict[str, WorkerLink] = attrs.field(factory=dict)
     _tasks: dict[int, Task] = attrs.field(factory=dict)
-    _pools: Resources | None = None
-    _pool_keys: frozenset[Hashable] = frozenset()
+    _pools: Pools = attrs.field(init=False)
+    _pipelines: Pipelines = attrs.field(init=False)
     _next_id: int = 0
     _next_order: int = 0
     _wake: trio.Event = attrs.field(factory=trio.Event)
@@ -86,27 +117,19 @@ class Dispatcher:
     _shape_version: int = 0
     _workers_version: int = 0
     _learned_seen: int = -1
-    _draining: set[str] = attrs.field(factory=set)
-    _pipelines: Pipelines = attrs.field(init=False)
-    _pipelining: int = 0
+    _no_worker_since: float | None = None
     completed: int = 0
 
     def __attrs_post_init__(self) -> None:
+        self._pools = Pools(self.config.pools or ZERO)
         self._pipelines = Pipelines(self.config.pipeline_window)
-        pools = self.config.pools
-        if pools is not None:
-            for part in pools.parts():
-                if not isinstance(part, Counter):
-                    raise GrainlikeError(f"pools={pools}: only counters can be pools, not {part}")
-            self._pools = Resources(*pools.parts())
-            self._pool_keys = frozenset(part.key for part in pools.parts())
 
     # -- submission ---------------------------------------------------------------------------
 
     def submit(
         self,
         request: Resources,
-        work: Any,
+        work: Call,
         *,
         name: str = "task",
         priority: int = 0,
@@ -125,20 +148,26 @@ class Dispatcher:
         return TaskHandle(task, self._abort)
 
     def _abort(self, task: Task) -> None:
-        """The caller stopped waiting: drop a queued task, cancel a running one."""
+        """Cancel a task: drop it from the queue, or stop it on its worker."""
         cancelled = outcome.Error(TaskCancelledError(f"task {task.id} ({task.name}) was cancelled"))
         if task.state is TaskState.QUEUED:
             self._queue.discard(task)
+            self._end(task)
             self._finish(task, cancelled)
-        elif task.state is TaskState.RUNNING:
-            # Deliver the result to whoever still awaits the handle (``handle.cancel()`` from
-            # elsewhere); the task stays RUNNING on its worker until the worker reports it done.
+        elif task.state is TaskState.RUNNING and task.result is None:
+            # The caller hears now; the task stays on its worker (holding its allocation) until
+            # the worker reports that it stopped.
             self._finish(task, cancelled, worker=task.worker)
-            self._tasks[task.id] = task
-            task.state = TaskState.RUNNING
-            link = self._links.get(task.worker or "")
-            if link is not None:
-                link.cancel_task(task.id)
+            state = self._workers.get(task.worker or "")
+            if state is not None:
+                state.link.cancel_task(task.id)
+
+    def cancel_all(self) -> int:
+        """Cancel every task that has no result yet; returns how many."""
+        live = [task for task in self._tasks.values() if task.result is None]
+        for task in sorted(live, key=lambda t: t.id, reverse=True):
+            self._abort(task)
+        return len(live)
 
     def _kick(self) -> None:
         self._wake.set()
@@ -148,24 +177,23 @@ class Dispatcher:
     def unique_worker_id(self, name: str) -> str:
         """``name``, or ``name-2``, ``name-3``... if a live worker already has it."""
         candidate, suffix = name, 1
-        while candidate in self._links:
+        while self._workers.get(candidate) is not None:
             suffix += 1
             candidate = f"{name}-{suffix}"
         return candidate
 
     def add_worker(self, worker_id: str, capacity: Resources, link: WorkerLink) -> None:
         """Attach a worker (its id must be unique: see ``unique_worker_id``)."""
-        if worker_id in self._links:
+        if self._workers.get(worker_id) is not None:
             raise GrainlikeError(f"worker id {worker_id!r} is already connected")
         self._next_order += 1
         depth = link.pipeline if self.config.pipeline_window > 0 else 0
         state = WorkerState(
-            worker_id, Resources(*capacity.parts()), self._next_order, pipeline=depth
+            worker_id, Resources(*capacity.parts()), link, self._next_order, pipeline=depth
         )
         self._workers.add(state)
-        self._pipelining += depth > 0
-        self._links[worker_id] = link
         self._workers_version += 1
+        self._no_worker_since = None
         self.events.publish(WorkerJoined(worker_id, str(capacity)))
         self._kick()
 
@@ -176,10 +204,9 @@ class Dispatcher:
             return
         state.accepting = False
         self._workers.remove(state)
-        del self._links[worker_id]
-        self._draining.discard(worker_id)
         self._workers_version += 1
-        self._pipelining -= state.pipeline > 0
+        if not len(self._workers):
+            self._no_worker_since = trio.current_time()
         self._pipelines.forget_worker(state)
         if self._reservation is not None and self._reservation.worker is state:
             self._reservation = None
@@ -188,31 +215,24 @@ class Dispatcher:
         # Newest first, so that putting each back at the front of the queue keeps their order.
         tasks = sorted(state.running.values(), key=lambda t: t.id, reverse=True)
         # A task still waiting behind another in a pipeline never ran: it is not a lost attempt.
-        ran = {task.id for task in tasks if task.began or self._pipelines.is_first(task)}
+        ran = {task.id for task in tasks if task.began or runs_now(task)}
+        state.running.clear()
         for task in tasks:
             self._free(state, task, worker_alive=False)
-            task.worker = None
             if task.result is not None:  # cancelled by its caller meanwhile
-                self._tasks.pop(task.id, None)
-                continue
-            if task.id not in ran:
+                self._end(task)
+            elif task.id not in ran:
                 self._requeue(task, worker_id, f"worker lost before the task began: {reason}")
-                continue
-            task.lost += 1
-            if task.lost > self.config.max_retries:
-                self._finish(
-                    task,
-                    outcome.Error(
-                        WorkerLostError(
-                            f"task {task.id} ({task.name}): worker {worker_id} was lost "
-                            f"({reason}) and the task was retried {self.config.max_retries} times"
-                        )
-                    ),
-                    worker=worker_id,
+            elif task.lost >= self.config.max_retries:
+                self._end(task)
+                error = WorkerLostError(
+                    f"task {task.id} ({task.name}): worker {worker_id} was lost ({reason}) and "
+                    f"the task was retried {self.config.max_retries} times"
                 )
+                self._finish(task, outcome.Error(error), worker=worker_id)
             else:
+                task.lost += 1
                 self._requeue(task, worker_id, f"worker lost: {reason}")
-        state.running.clear()
         self._kick()
 
     def drain_workers(self, pattern: str, reason: str = "asked to quit") -> list[str]:
@@ -225,19 +245,16 @@ class Dispatcher:
     def drain_worker(self, worker_id: str, reason: str) -> None:
         """Stop placing tasks on a worker and tell it to leave once its tasks are done."""
         state = self._workers.get(worker_id)
-        if state is None or worker_id in self._draining:
-            return
-        state.accepting = False
-        self._draining.add(worker_id)
-        self._pipelines.forget_worker(state)
-        self._links[worker_id].drain(reason)
+        if state is not None and state.accepting:
+            self.stop_placing(worker_id, reason)
+            state.link.drain(reason)
 
     def stop_placing(self, worker_id: str, reason: str) -> None:
-        """A worker said it is leaving (e.g. its walltime ends): place nothing more there."""
+        """A worker is leaving (it drains, or its walltime ends): place nothing more there."""
         state = self._workers.get(worker_id)
         if state is not None:
             state.accepting = False
-            self._draining.add(worker_id)
+            state.leaving = reason
             self._pipelines.forget_worker(state)
 
     def has_running(self, worker_id: str) -> bool:
@@ -251,7 +268,7 @@ class Dispatcher:
 
     def worker_ids(self) -> list[str]:
         """Ids of the connected workers, in joining order."""
-        return [w.id for w in sorted(self._workers, key=lambda w: w.order)]
+        return [w.id for w in self.worker_states()]
 
     # -- reports from workers -----------------------------------------------------------------
 
@@ -285,27 +302,28 @@ class Dispatcher:
         del state.running[task_id]
         if not task.began and self.events.active:  # its start was not reported apart
             self.events.publish(TaskStarted(task_id, worker_id, attempt))
+        if state.pipeline:
+            self._pipelines.record(task, duration)
         if not self._hand_over(state, task):
             self._free(state, task, worker_alive=True)
             self._kick()
-        if state.pipeline:
-            self._pipelines.record(task, duration)
         if task.result is not None:  # its caller cancelled it
-            del self._tasks[task_id]
+            self._end(task)
             return
-        wtime = task.request.get(WTime)
         if isinstance(result, outcome.Value):
+            wtime = task.request.get(WTime)
             if wtime is not None and wtime.group is not None:
                 self.learned.record(wtime.group, duration)
-            self._finish(task, result, worker=worker_id, duration=duration, usage=usage)
-            return
-        assert isinstance(result, outcome.Error)
-        error = result.error
-        if task.failures < task.retries and not isinstance(error, trio.TooSlowError):
+        elif (
+            isinstance(result, outcome.Error)
+            and task.failures < task.retries
+            and not isinstance(result.error, trio.TooSlowError)
+        ):
             task.failures += 1
-            self._requeue(task, worker_id, f"failed: {_describe(error)}")
-        else:
-            self._finish(task, result, worker=worker_id, duration=duration, usage=usage)
+            self._requeue(task, worker_id, f"failed: {_describe(result.error)}")
+            return
+        self._end(task)
+        self._finish(task, result, worker=worker_id, duration=duration, usage=usage)
 
     def _hand_over(self, state: WorkerState, task: Task) -> bool:
         """Start the next queued task in the allocation of one that ended, if that is what a
@@ -330,36 +348,38 @@ class Dispatcher:
         allocation = task.allocation
         assert allocation is not None
         heir = self._queue.popleft(shape)
-        pool_allocation, task.pool_allocation, task.allocation = task.pool_allocation, None, None
-        self._assign([(heir, state, allocation, pool_allocation)], trio.current_time())
+        handed = Placement(heir, state, allocation, task.pool_allocation)
+        task.allocation = task.pool_allocation = None
+        self._assign([handed], trio.current_time())
         return True
 
     def _free(self, state: WorkerState, task: Task, *, worker_alive: bool) -> None:
         """Give back what ``task`` held, unless tasks pipelined behind it still use it."""
-        if task.chain is None:
-            if worker_alive:
-                assert task.allocation is not None
+        chain = task.chain
+        if chain is None:
+            if worker_alive and task.allocation is not None:
                 self._workers.release(state, task.allocation)
-            self._release_pool(task)
-        else:
-            chain = task.chain
-            task.pool_allocation = None  # the chain's, given back with the chain
-            if self._pipelines.leave(task) is not None:
-                if worker_alive:
-                    self._workers.release(state, chain.allocation)
-                if chain.pool_allocation is not None and self._pools is not None:
-                    self._pools.dealloc(chain.pool_allocation)
-            elif worker_alive:
-                chain.tasks[0].started = trio.current_time()
-        task.allocation = None
+            if task.pool_allocation is not None:
+                self._pools.dealloc(task.pool_allocation)
+        elif self._pipelines.leave(task) is not None:  # the chain's last task: its allocation
+            if worker_alive:
+                self._workers.release(state, chain.allocation)
+            if chain.pool_allocation is not None:
+                self._pools.dealloc(chain.pool_allocation)
+        elif worker_alive:
+            chain.tasks[0].assigned_at = trio.current_time()
+        task.allocation = task.pool_allocation = None
 
     def _requeue(self, task: Task, worker_id: str, reason: str) -> None:
-        task.state = TaskState.QUEUED
-        task.worker = None
-        task.after = None
+        task.requeue()
         self._queue.pushleft(task)
         if self.events.active:
             self.events.publish(TaskRetried(task.id, worker_id, task.attempt + 1, reason))
+
+    def _end(self, task: Task) -> None:
+        """The task leaves the dispatcher: no worker report about it counts any more."""
+        self._tasks.pop(task.id, None)
+        task.release()
 
     def _finish(
         self,
@@ -371,29 +391,27 @@ class Dispatcher:
         usage: Usage | None = None,
     ) -> None:
         """Resolve a task with its one result, and publish its one terminal event."""
-        self._tasks.pop(task.id, None)
+        if not task.resolve(result):
+            return
         self.completed += 1
-        if not task.resolve(result) or not self.events.active:
+        if not self.events.active:
             return
         attempt = task.attempt
+        event: Any
         if isinstance(result, outcome.Value):
             assert worker is not None and duration is not None
-            event: Any = TaskFinished(task.id, worker, duration, attempt, usage)
-        elif isinstance(result, outcome.Error) and isinstance(result.error, TaskCancelledError):
-            event = TaskCancelled(task.id, worker, str(result.error), attempt)
+            event = TaskFinished(task.id, worker, duration, attempt, usage)
         else:
             assert isinstance(result, outcome.Error)
             error = result.error
-            message = str(error).splitlines()[0] if str(error) else ""
-            event = TaskFailed(
-                task.id, worker, message, duration, type(error).__name__, attempt, usage
-            )
+            if isinstance(error, TaskCancelledError):
+                event = TaskCancelled(task.id, worker, str(error), attempt)
+            else:
+                message = str(error).splitlines()[0] if str(error) else ""
+                event = TaskFailed(
+                    task.id, worker, message, duration, type(error).__name__, attempt, usage
+                )
         self.events.publish(event)
-
-    def _release_pool(self, task: Task) -> None:
-        if task.pool_allocation is not None and self._pools is not None:
-            self._pools.dealloc(task.pool_allocation)
-            task.pool_allocation = None
 
     # -- placement ----------------------------------------------------------------------------
 
@@ -401,12 +419,7 @@ class Dispatcher:
         """Split the request between worker and pools, and fill in learned limits."""
         if shape.version == self._shape_version:
             return
-        request = shape.request
-        worker_kinds: list[Kind] = []
-        pool_kinds: list[Kind] = []
-        for part in request.parts():
-            (pool_kinds if part.key in self._pool_keys else worker_kinds).append(part)
-        worker_part = Resources(*worker_kinds)
+        worker_part, shape.pool_part = self._pools.split(shape.request)
         wtime = worker_part.get(WTime)
         if wtime is not None and wtime.group is not None and wtime.T is None:
             learned = self.learned.limits(wtime.group)
@@ -416,9 +429,7 @@ class Dispatcher:
                     *(resolved if p.key == WTime else p for p in worker_part.parts())
                 )
                 wtime = resolved
-        shape.worker_part = worker_part
         shape.effective = worker_part
-        shape.pool_part = Resources(*pool_kinds) if pool_kinds else None
         shape.hard_limit = wtime.T if wtime is not None else None
         shape.version = self._shape_version
 
@@ -428,49 +439,21 @@ class Dispatcher:
             assert shape.effective is not None
             fits = self._workers.ever_fits(shape.effective)
             if fits and shape.pool_part is not None:
-                fits = self._pools is not None and not self._pools.shortfall(
-                    shape.pool_part, total=True
-                )
+                fits = not self._pools.shortfall(shape.pool_part, total=True)
             shape.ever_fits = fits
             shape.ever_fits_version = self._workers_version
         return bool(shape.ever_fits)
 
-    def _fail_unsatisfiable(self, shape: Shape) -> None:
-        effective = shape.effective
-        assert effective is not None
-        pool_part = shape.pool_part
-        message = self.explain_unfit(effective if pool_part is None else effective & pool_part)
-        worker_short = [w.capacity.shortfall(effective, total=True) for w in self._workers]
-        labels: set[str] = set()
-        if () not in worker_short:  # no worker could take even the worker part
-            labels.update(label for short in worker_short for label in short)
-        if pool_part is not None and self._pools is not None:
-            labels.update(self._pools.shortfall(pool_part, total=True))
-        short = tuple(sorted(labels))
+    def _fail_unsatisfiable(self, shape: Shape, error: GrainlikeError | None = None) -> None:
+        assert shape.effective is not None
+        if error is None:
+            error = unsatisfiable_error(
+                shape.effective, shape.pool_part, self._workers, self._pools
+            )
         while (task := shape.head()) is not None:
             self._queue.popleft(shape)
-            self._finish(task, outcome.Error(UnsatisfiableError(message, short)))
-
-    def explain_unfit(self, request: Resources) -> str:
-        """Why no worker could ever satisfy ``request``, naming the kinds that fall short."""
-        if not len(self._workers):
-            return f"{request}: no worker is connected"
-        lines = [f"{request}: no worker could ever satisfy this request"]
-        # Counters the dispatcher pools are drawn from the pools, not from a worker.
-        worker_part = Resources(*(p for p in request.parts() if p.key not in self._pool_keys))
-        pool_part = Resources(*(p for p in request.parts() if p.key in self._pool_keys))
-        for worker in sorted(self._workers, key=lambda w: w.order):
-            short = worker.capacity.shortfall(worker_part, total=True)
-            totals = ", ".join(
-                f"{label} {total:g}" for label, (_, total) in worker.capacity.stat().items()
-            )
-            fits = f"short of {', '.join(short)}" if short else "could fit it"
-            lines.append(f"  {worker.id}: {fits} (has {totals})")
-        if self._pools is not None:
-            short = self._pools.shortfall(pool_part, total=True)
-            pools_short = f", short of {', '.join(short)}" if short else ""
-            lines.append(f"  pools: {self._pools}{pools_short}")
-        return "\n".join(lines)
+            self._end(task)
+            self._finish(task, outcome.Error(error))
 
     def _place(self) -> None:
         if not len(self._queue):
@@ -492,82 +475,80 @@ class Dispatcher:
             reservation=self._reservation,
             shapes=shapes,
         )
-        assigned = [(p.task, p.worker, p.allocation, p.pool_allocation) for p in placements]
-        for task, worker, allocation, pool_allocation in assigned:
-            if worker.pipeline:  # before extending, so that tasks can be sent ahead behind it
-                self._pipelines.begin(task, worker, allocation, pool_allocation)
-        if self._pipelining and self._reservation is None:
-            for task in self._pipelines.extend(queue):
-                chain = task.chain
-                assert chain is not None
-                assigned.append((task, chain.worker, chain.allocation, chain.pool_allocation))
-        if assigned:
-            self._assign(assigned, now)
+        self._assign(placements, now)  # first, so that tasks can be sent ahead behind these
+        if self._workers.pipelining and self._reservation is None:
+            self._assign(self._pipelines.extend(queue), now)
 
-    def _assign(
-        self,
-        assigned: list[tuple[Task, WorkerState, Resources, Resources | None]],
-        now: float,
-    ) -> None:
+    def _assign(self, placements: list[Placement], now: float) -> None:
         """Start tasks on the workers chosen for them, in the allocations made for them."""
-        batches: dict[str, list[Task]] = {}
+        if not placements:
+            return
+        batches: dict[WorkerState, list[Task]] = {}
         publish = self.events.active
-        for task, worker, allocation, pool_allocation in assigned:
-            task.pool_allocation = pool_allocation
+        for placement in placements:
+            task, worker, allocation = placement.task, placement.worker, placement.allocation
             if worker.pipeline and task.chain is None:
-                self._pipelines.begin(task, worker, allocation, pool_allocation)
-            task.state = TaskState.RUNNING
-            task.worker = worker.id
-            task.allocation = allocation
+                self._pipelines.begin(placement)
             wtime = allocation.get(WTime)
-            task.hard_limit = wtime.T if wtime is not None else None
-            task.started = now
-            task.began = False
-            task.attempt += 1
-            worker.running[task.id] = task
-            batches.setdefault(worker.id, []).append(task)
+            task.assign(
+                worker,
+                allocation,
+                placement.pool_allocation,
+                wtime.T if wtime is not None else None,
+                now,
+            )
+            batch = batches.get(worker)
+            if batch is None:
+                batches[worker] = [task]
+            else:
+                batch.append(task)
             if publish:
-                cores = allocation.get(Cores)
-                gpus = allocation.get(GPU)
-                if pool_allocation is not None:
-                    allocation = allocation & pool_allocation
-                self.events.publish(
-                    TaskPlaced(
-                        task.id,
-                        worker.id,
-                        str(allocation),
-                        tuple(cores.c) if cores is not None else (),
-                        tuple(gpus.ids) if gpus is not None else (),
-                        task.attempt,
-                    )
-                )
-        for worker_id, tasks in batches.items():
-            self._links[worker_id].run_tasks(tasks)
+                self.events.publish(_placed(task, worker.id, placement))
+        for worker, tasks in batches.items():
+            worker.link.run_tasks(tasks)
 
     async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Run the placement loop (and the unsatisfiable-request watch) until cancelled."""
+        """Run the placement loop (and the watch over waiting tasks) until cancelled."""
         async with trio.open_nursery() as nursery:
-            if self.config.unsatisfiable_grace > 0:
-                nursery.start_soon(self._watch_unsatisfiable)
+            if not len(self._workers):
+                self._no_worker_since = trio.current_time()
+            if self.config.unsatisfiable_grace > 0 or self.config.no_worker_grace is not None:
+                nursery.start_soon(self._watch)
             task_status.started()
             while True:
                 await self._wake.wait()
                 self._wake = trio.Event()
                 self._place()
 
-    async def _watch_unsatisfiable(self) -> None:
-        period = min(1.0, self.config.unsatisfiable_grace / 4)
+    async def _watch(self) -> None:
+        """Fail shapes that no worker could ever hold after the unsatisfiable grace, and every
+        queued task once no worker was connected for the no-worker grace."""
+        graces = [self.config.unsatisfiable_grace, self.config.no_worker_grace or math.inf]
+        period = min(1.0, *(grace / 4 for grace in graces if grace > 0))
         while True:
             await trio.sleep(period)
             if not len(self._workers):
+                self._fail_if_no_worker_for_too_long()
                 continue
             for shape in self._queue.shapes():
                 if self._ever_fits(shape):
                     shape.unfit_for = 0.0
                     continue
                 shape.unfit_for += period
-                if shape.unfit_for >= self.config.unsatisfiable_grace:
+                if shape.unfit_for >= self.config.unsatisfiable_grace > 0:
                     self._fail_unsatisfiable(shape)
+
+    def _fail_if_no_worker_for_too_long(self) -> None:
+        grace, since = self.config.no_worker_grace, self._no_worker_since
+        if grace is None or since is None or trio.current_time() - since < grace:
+            return
+        for shape in self._queue.shapes():
+            self._refresh(shape)
+            error = UnsatisfiableError(
+                f"{shape.request}: no worker has been connected for {grace:g}s (no_worker_grace)",
+                (),
+            )
+            self._fail_unsatisfiable(shape, error)
 
     # -- looking in ---------------------------------------------------------------------------
 
@@ -581,47 +562,19 @@ class Dispatcher:
 
     def pipelined(self, worker: WorkerState | None = None) -> int:
         """How many tasks wait on a worker (or on ``worker``) behind a running task."""
-        first = self._pipelines.is_first
         workers = self._workers if worker is None else [worker]
-        return sum(not first(t) for w in workers if w.pipeline for t in w.running.values())
+        return sum(not runs_now(t) for w in workers if w.pipeline for t in w.running.values())
 
     def explain(self, task: Task) -> str:
         """Why a task is where it is (for ``gl.explain`` and ``grainlike status``)."""
-        if task.state is TaskState.RUNNING:
-            if not self._pipelines.is_first(task):
-                return (
-                    f"task {task.id} ({task.name}) waits on {task.worker} behind task "
-                    f"{task.after}, to run next with {task.allocation} (pipelined)"
-                )
-            return f"task {task.id} ({task.name}) runs on {task.worker} with {task.allocation}"
-        if task.state is TaskState.DONE:
-            return f"task {task.id} ({task.name}) is done"
-        request = task.request
-        # Pooled counters come from the dispatcher's pools, not from any worker.
-        shape_request = Resources(*(p for p in request.parts() if p.key not in self._pool_keys))
-        pool_part = Resources(*(p for p in request.parts() if p.key in self._pool_keys))
-        if not len(self._workers):
-            return f"task {task.id} ({task.name}) waits: no worker is connected"
-        reasons = []
-        if len(pool_part) and self._pools is not None:
-            pools_short = self._pools.shortfall(pool_part)
-            if pools_short:
-                reasons.append(f"the pools are in use (free too little {', '.join(pools_short)})")
-        for worker in sorted(self._workers, key=lambda w: w.order):
-            short = worker.capacity.shortfall(shape_request, total=True)
-            if short:
-                reasons.append(f"{worker.id} can never fit it (short of {', '.join(short)})")
-                continue
-            now_short = worker.capacity.shortfall(shape_request)
-            if not worker.accepting:
-                reasons.append(f"{worker.id} is draining")
-            elif now_short:
-                reasons.append(f"{worker.id} is busy (free too little {', '.join(now_short)})")
-            elif self._reservation is not None and self._reservation.worker is worker:
-                reasons.append(f"{worker.id} is reserved for task {self._reservation.task.id}")
-        waited = trio.current_time() - task.submitted
-        head = f"task {task.id} ({task.name}, {request}) has waited {waited:.1f}s"
-        return head + ": " + "; ".join(reasons) if reasons else head
+        return explain(
+            task,
+            self._workers,
+            self._pools,
+            self._reservation,
+            trio.current_time(),
+            no_worker_since=self._no_worker_since,
+        )
 
     def pending(self, limit: int = 5) -> list[Task]:
         """The oldest queued tasks (up to ``limit``) in placement order."""
@@ -644,6 +597,22 @@ class Dispatcher:
     def worker_states(self) -> list[WorkerState]:
         """The connected workers, in joining order."""
         return sorted(self._workers, key=lambda w: w.order)
+
+
+def _placed(task: Task, worker_id: str, placement: Placement) -> TaskPlaced:
+    allocation = placement.allocation
+    cores = allocation.get(Cores)
+    gpus = allocation.get(GPU)
+    if placement.pool_allocation is not None:
+        allocation = allocation & placement.pool_allocation
+    return TaskPlaced(
+        task.id,
+        worker_id,
+        str(allocation),
+        tuple(cores.c) if cores is not None else (),
+        tuple(gpus.ids) if gpus is not None else (),
+        task.attempt,
+    )
 
 
 def _describe(error: BaseException) -> str:

@@ -21,40 +21,20 @@ from __future__ import annotations
 
 import heapq
 import itertools
-from collections import deque
 from collections.abc import Iterator
 
 import attrs
 
-from ..resource import Resources
-from ._placement import WorkerState
+from ._placement import Placement
 from ._queue import TaskQueue
-from ._task import Task
+from ._records import Chain, ShapeKey, Task, WorkerState
 
-__all__ = ["Chain", "Pipelines", "ShapeKey"]
-
-#: Tasks chain only with tasks of the same request at the same priority.
-ShapeKey = tuple[int, Resources]
+__all__ = ["Pipelines"]
 
 # Weight of the newest duration in a shape's moving average.
 _SMOOTHING = 0.2
 # Durations are kept for this many shapes at most (shapes long gone are forgotten).
 _MAX_SHAPES = 4096
-
-
-@attrs.define(eq=False, slots=True)
-class Chain:
-    """Tasks that run one after another in one allocation of one worker.
-
-    ``tasks[0]`` runs (or is about to); each later task starts as soon as the one before it
-    ends.  The allocation goes back to the worker when the last task ends.
-    """
-
-    worker: WorkerState
-    key: ShapeKey
-    allocation: Resources
-    pool_allocation: Resources | None
-    tasks: deque[Task] = attrs.field(factory=deque)
 
 
 @attrs.define(eq=False)
@@ -69,16 +49,11 @@ class Pipelines:
     _durations: dict[ShapeKey, float] = attrs.field(factory=dict)
     _order: Iterator[int] = attrs.field(factory=itertools.count)
 
-    def begin(
-        self,
-        task: Task,
-        worker: WorkerState,
-        allocation: Resources,
-        pool_allocation: Resources | None,
-    ) -> None:
-        """``task`` was placed on a pipelining worker: later tasks may chain behind it."""
-        key = (task.priority, task.request)
-        chain = Chain(worker, key, allocation, pool_allocation)
+    def begin(self, placement: Placement) -> None:
+        """A task was placed on a pipelining worker: later tasks may chain behind it."""
+        task = placement.task
+        key = task.key
+        chain = Chain(placement.worker, key, placement.allocation, placement.pool_allocation)
         chain.tasks.append(task)
         task.chain = chain
         self._open.setdefault(key, {})[chain] = None
@@ -101,13 +76,9 @@ class Pipelines:
         self._close(chain)
         return chain
 
-    def is_first(self, task: Task) -> bool:
-        """Whether ``task`` runs (or may run) now rather than waiting behind another."""
-        return task.chain is None or task.chain.tasks[0] is task
-
     def record(self, task: Task, duration: float) -> None:
         """Fold a finished task's duration into its shape's moving average."""
-        key = (task.priority, task.request)
+        key = task.key
         durations = self._durations
         mean = durations.get(key)
         if mean is None:
@@ -130,21 +101,22 @@ class Pipelines:
         """Whether at most half of the tasks a chain may hold wait in it."""
         return len(chain.tasks) - 1 <= self.depth(chain.key, chain.worker) // 2
 
-    def extend(self, queue: TaskQueue) -> list[Task]:
+    def extend(self, queue: TaskQueue) -> list[Placement]:
         """Chain queued tasks, in queue order, onto open chains of their shape.
 
         Stops at the first shape that still has queued tasks after chaining (later shapes may
         not overtake it).  Each chosen task is taken off the queue and appended to the chain
-        with the fewest waiting tasks; ``task.after`` names the task it waits for.
+        with the fewest waiting tasks; ``task.after`` names the task it waits for.  The
+        placements are in the chain's allocation.
         """
-        chained: list[Task] = []
+        chained: list[Placement] = []
         if not self._open:
             return chained
         for shape in queue.shapes():
             head = shape.head()
             if head is None:
                 continue
-            key = (shape.priority, shape.request)
+            key = shape.key
             candidates = self._open.get(key)
             if not candidates:
                 break
@@ -162,7 +134,9 @@ class Pipelines:
                 task.after = chain.tasks[-1].id
                 task.chain = chain
                 chain.tasks.append(task)
-                chained.append(task)
+                chained.append(
+                    Placement(task, chain.worker, chain.allocation, chain.pool_allocation)
+                )
                 if length + 1 <= depth:
                     heapq.heappush(heap, (length + 1, next(self._order), chain, depth))
                 head = shape.head()

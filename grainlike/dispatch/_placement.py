@@ -1,7 +1,8 @@
-"""Placement: which queued task runs where, as a pure function of the queue and the capacities.
+"""Placement: which queued task runs where, decided from the queue and the capacities.
 
-Nothing here awaits or reads a clock; ``plan`` is given ``now`` and mutates only the capacities
-it allocates from, so it can be tested and benchmarked without trio.
+Deterministic and trio-free: nothing here awaits or reads a clock.  ``plan`` is given ``now``;
+it pops what it places off the queue and allocates from the capacities and pools it is given,
+so it can be tested and benchmarked without an event loop.
 """
 
 from __future__ import annotations
@@ -12,30 +13,11 @@ from collections.abc import Callable, Iterator
 import attrs
 
 from ..resource import Cores, Resources, WTime
+from ._pools import Pools
 from ._queue import Shape, TaskQueue
-from ._task import Task, TaskState
+from ._records import Task, TaskState, WorkerState
 
-__all__ = ["Placement", "Reservation", "WorkerIndex", "WorkerState", "plan"]
-
-
-@attrs.define(eq=False, slots=True)
-class WorkerState:
-    """The dispatcher's view of one worker: its capacity (free and total) and what runs there.
-
-    ``pipeline`` is how many tasks may wait on the worker behind each running one (0: none).
-    """
-
-    id: str
-    capacity: Resources
-    order: int = 0
-    accepting: bool = True
-    pipeline: int = 0
-    running: dict[int, Task] = attrs.field(factory=dict)
-    free_cores: int = 0
-
-    def __attrs_post_init__(self) -> None:
-        cores = self.capacity.get(Cores)
-        self.free_cores = int(cores.stat()["cores"][0]) if cores is not None else 0
+__all__ = ["Placement", "Reservation", "WorkerIndex", "plan"]
 
 
 @attrs.frozen
@@ -84,11 +66,17 @@ class WorkerIndex:
     """Workers grouped by total capacity, then bucketed by free core count, so best fit skips
     workers that could never fit a request and visits the rest from the fullest up."""
 
-    __slots__ = ("_classes", "_workers")
+    __slots__ = ("_classes", "_pipelining", "_workers")
 
     def __init__(self) -> None:
         self._workers: dict[str, tuple[WorkerState, _CapacityClass]] = {}
         self._classes: dict[str, _CapacityClass] = {}
+        self._pipelining = 0
+
+    @property
+    def pipelining(self) -> bool:
+        """Whether any connected worker takes pipelined tasks."""
+        return self._pipelining > 0
 
     def __len__(self) -> int:
         return len(self._workers)
@@ -114,10 +102,12 @@ class WorkerIndex:
             group = self._classes[signature] = _CapacityClass(static)
         self._workers[worker.id] = (worker, group)
         group.buckets.setdefault(worker.free_cores, {})[worker] = None
+        self._pipelining += worker.pipeline > 0
 
     def remove(self, worker: WorkerState) -> None:
         """Forget a worker."""
         _, group = self._workers.pop(worker.id)
+        self._pipelining -= worker.pipeline > 0
         bucket = group.buckets[worker.free_cores]
         del bucket[worker]
         if not bucket:
@@ -205,13 +195,13 @@ def estimated_free_at(worker: WorkerState) -> float:
     """When everything now running on ``worker`` has ended by its hard limit (inf if unknown)."""
     latest = 0.0
     for task in worker.running.values():
-        if task.hard_limit is None or task.started is None:
+        if task.hard_limit is None or task.assigned_at is None:
             return math.inf
         chain = task.chain
         if chain is None:
-            latest = max(latest, task.started + task.hard_limit)
-        elif chain.tasks[0] is task:  # the tasks waiting behind it run one after another
-            latest = max(latest, task.started + task.hard_limit * len(chain.tasks))
+            latest = max(latest, task.assigned_at + task.hard_limit)
+        elif chain.runs_now(task):  # the tasks waiting behind it run one after another
+            latest = max(latest, task.assigned_at + task.hard_limit * len(chain.tasks))
     return latest
 
 
@@ -219,7 +209,7 @@ def plan(
     queue: TaskQueue,
     workers: WorkerIndex,
     *,
-    pools: Resources | None,
+    pools: Pools,
     now: float,
     starvation_bound: float,
     reservation: Reservation | None = None,
@@ -253,7 +243,7 @@ def plan(
             else:
                 allowed = None
             pool_part = shape.pool_part
-            if pool_part is not None and (pools is None or not pools.request(pool_part)):
+            if pool_part is not None and not pools.request(pool_part):
                 break
             worker = workers.best_fit(request, allowed, blocked)
             if worker is None:
@@ -266,7 +256,7 @@ def plan(
                 break
             task = queue.popleft(shape)
             allocation = workers.allocate(worker, request)
-            pool_allocation = pools.alloc(pool_part) if pool_part is not None and pools else None
+            pool_allocation = pools.alloc(pool_part) if pool_part is not None else None
             placements.append(Placement(task, worker, allocation, pool_allocation))
             if reservation is not None and reservation.task is task:
                 reservation = None

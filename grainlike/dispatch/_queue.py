@@ -8,12 +8,11 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterator
-from typing import Any
 
 import attrs
 
 from ..resource import Resources
-from ._task import Task, TaskState
+from ._records import ShapeKey, Task, TaskState
 
 __all__ = ["Shape", "TaskQueue"]
 
@@ -22,15 +21,14 @@ __all__ = ["Shape", "TaskQueue"]
 class Shape:
     """Queued tasks that ask for the same resources at the same priority, oldest first.
 
-    ``worker_part``/``pool_part`` split the request between a worker's capacity and the
-    dispatcher's cluster-wide pools; ``effective`` is ``worker_part`` with learned time limits.
+    ``effective`` is the part of the request a worker provides, with learned limits filled in,
+    and ``pool_part`` the part drawn from the dispatcher's cluster-wide pools (``None``: none).
     The dispatcher fills these in; ``version`` tells it when to refresh them.
     """
 
     request: Resources
     priority: int
     tasks: deque[Task] = attrs.field(factory=deque)
-    worker_part: Resources | None = None
     pool_part: Resources | None = None
     effective: Resources | None = None
     hard_limit: float | None = None
@@ -38,6 +36,11 @@ class Shape:
     ever_fits: bool | None = None
     ever_fits_version: int = -1
     unfit_for: float = 0.0
+
+    @property
+    def key(self) -> ShapeKey:
+        """The shape's key: its tasks' ``Task.key``."""
+        return (self.priority, self.request)
 
     def head(self) -> Task | None:
         """The oldest live task, dropping cancelled ones from the front."""
@@ -56,7 +59,7 @@ class TaskQueue:
     __slots__ = ("_count", "_shapes")
 
     def __init__(self) -> None:
-        self._shapes: dict[tuple[int, Any], Shape] = {}
+        self._shapes: dict[ShapeKey, Shape] = {}
         self._count = 0
 
     def __len__(self) -> int:
@@ -64,7 +67,7 @@ class TaskQueue:
 
     def push(self, task: Task) -> Shape:
         """Append ``task`` to its shape (creating the shape on first use)."""
-        key = (task.priority, task.request)
+        key = task.key
         shape = self._shapes.get(key)
         if shape is None:
             shape = self._shapes[key] = Shape(task.request, task.priority)
@@ -74,9 +77,7 @@ class TaskQueue:
 
     def pushleft(self, task: Task) -> None:
         """Put a task back at the front of its shape (a retry keeps its place in line)."""
-        self.push(task)
-        shape = self._shapes[(task.priority, task.request)]
-        shape.tasks.rotate(1)
+        self.push(task).tasks.rotate(1)
 
     def discard(self, task: Task) -> None:
         """Forget a queued task that left the queue other than by ``popleft``.
@@ -90,7 +91,7 @@ class TaskQueue:
         task = shape.tasks.popleft()
         self._count -= 1
         if not shape.tasks:
-            del self._shapes[(shape.priority, shape.request)]
+            del self._shapes[shape.key]
         return task
 
     def sole_shape(self) -> Shape | None:

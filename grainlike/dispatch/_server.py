@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import logging
+import math
 import ssl
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import attrs
 import trio
 
-from .._exceptions import AuthenticationError, ProtocolError
+from .._exceptions import AuthenticationError, ConfigError, ProtocolError
 from ..wire import (
+    DEFAULT_MAX_FRAME,
     PROTOCOL_VERSION,
     CallPacker,
     CancelTasks,
@@ -38,24 +41,47 @@ from ..wire import (
     unpack_outcome,
 )
 from ._dispatcher import Dispatcher
+from ._records import Task
 from ._status import status_report
-from ._task import Task
 
 __all__ = ["RemoteLink", "ServerConfig", "serve_workers"]
 
 log = logging.getLogger("grainlike.dispatcher")
 
 
+def _positive_seconds(_: object, attribute: attrs.Attribute[Any], value: float) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < math.inf:
+        raise ConfigError(f"{attribute.name}={value!r}: must be a positive number of seconds")
+
+
+def _whole(_: object, attribute: attrs.Attribute[Any], value: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ConfigError(f"{attribute.name}={value!r}: must be a whole number, 0 or more")
+
+
+def _frame_limit(_: object, attribute: attrs.Attribute[Any], value: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1024 <= value < 2**32:
+        raise ConfigError(f"{attribute.name}={value!r}: give 1024 to {2**32 - 1} bytes")
+
+
 @attrs.frozen
 class ServerConfig:
-    """Network settings: heartbeats, the handshake deadline, the frame limit, and how many
-    tasks may wait on a worker behind each running one (``pipeline``; see ``_pipeline.py``)."""
+    """Network settings; every value is checked here (``ConfigError``).
 
-    heartbeat_interval: float = 1.0
-    heartbeat_timeout: float = 10.0
-    handshake_timeout: float = 10.0
-    max_frame: int = 64 * 2**20
-    pipeline: int = 32
+    Attributes:
+        heartbeat_interval: Seconds between the heartbeats each side sends when idle.
+        heartbeat_timeout: Seconds of silence after which a worker counts as lost.
+        handshake_timeout: Seconds a connecting peer has to authenticate.
+        max_frame: The largest frame in bytes.
+        pipeline_depth: How many tasks may wait on a worker behind each running one (see
+            ``_pipeline.py``).
+    """
+
+    heartbeat_interval: float = attrs.field(default=1.0, validator=_positive_seconds)
+    heartbeat_timeout: float = attrs.field(default=10.0, validator=_positive_seconds)
+    handshake_timeout: float = attrs.field(default=10.0, validator=_positive_seconds)
+    max_frame: int = attrs.field(default=DEFAULT_MAX_FRAME, validator=_frame_limit)
+    pipeline_depth: int = attrs.field(default=32, validator=_whole)
 
 
 @attrs.define(eq=False)
@@ -68,7 +94,7 @@ class RemoteLink:
     _outbox: list[Any] = attrs.field(factory=list)
     _wake: trio.Event = attrs.field(factory=trio.Event)
 
-    def run_tasks(self, tasks: list[Task]) -> None:
+    def run_tasks(self, tasks: Sequence[Task]) -> None:
         specs = []
         pack = self.calls.pack
         for task in tasks:
@@ -197,7 +223,7 @@ async def _serve_worker(
         await framed.send(encode(Refused(f"protocol {hello.protocol} is not {PROTOCOL_VERSION}")))
         return
     worker_id = dispatcher.unique_worker_id(hello.name or hello.host)
-    link = RemoteLink(worker_id, calls, settings.pipeline)
+    link = RemoteLink(worker_id, calls, settings.pipeline_depth)
     await framed.send(encode(Welcome(worker_id, settings.heartbeat_interval)))
     dispatcher.add_worker(worker_id, hello.capacity, link)
     log.info("worker %s joined from %s with %s", worker_id, peer, hello.capacity)

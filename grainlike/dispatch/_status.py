@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import attrs
@@ -19,8 +20,9 @@ class StatusSnapshot:
     data: dict[str, Any]
 
 
-def _amount(value: float) -> str:
-    return "inf" if value == float("inf") else f"{value:g}"
+def _json_number(value: float) -> float | None:
+    """JSON has no infinity: an unlimited amount (a walltime of ``inf``) is ``null``."""
+    return None if math.isinf(value) else value
 
 
 def status_report(dispatcher: Dispatcher, pending_limit: int = 5) -> StatusSnapshot:
@@ -37,13 +39,17 @@ def status_report(dispatcher: Dispatcher, pending_limit: int = 5) -> StatusSnaps
                 "accepting": worker.accepting,
                 "running": running,
                 "pipelined": pipelined,
-                "resources": {label: list(pair) for label, pair in stat.items()},
+                "leaving": worker.leaving or None,
+                "resources": {
+                    label: [_json_number(free), _json_number(total)]
+                    for label, (free, total) in stat.items()
+                },
             }
         )
-        kinds = "  ".join(
-            f"{label} {_amount(free)}/{_amount(total)}" for label, (free, total) in stat.items()
-        )
-        state = "" if worker.accepting else "  (draining)"
+        kinds = worker.capacity.describe()
+        state = ""
+        if not worker.accepting:
+            state = f"  (draining: {worker.leaving})" if worker.leaving else "  (draining)"
         ahead = f" (+{pipelined} pipelined)" if pipelined else ""
         lines.append(f"  {worker.id}: {running} running{ahead}  {kinds}{state}")
     pending = [

@@ -204,6 +204,17 @@ class Resources:
             out.update(kind.stat())
         return out
 
+    def describe(self, *, total: bool = False) -> str:
+        """Free and total per kind for people: ``cores 2/4, mem 3.5G/16G`` (totals only, with
+        ``total``); ``nothing`` when empty."""
+        items = []
+        for kind in self.parts():
+            for label, (free, whole) in kind.stat().items():
+                amount = kind.format_amount
+                text = amount(whole) if total else f"{amount(free)}/{amount(whole)}"
+                items.append(f"{label} {text}")
+        return ", ".join(items) or "nothing"
+
     # -- allocation role: lookups and Grain-style shortcuts ---------------------------------
 
     @overload

@@ -75,6 +75,13 @@ class Kind:
         """The value part of the shorthand (after ``name:``)."""
         raise NotImplementedError
 
+    def format_amount(self, amount: float) -> str:
+        """An amount of ``stat()`` for people (``2``, ``22.4G``, ``59m59s``); exact shorthand is
+        ``to_text``."""
+        if amount == int(amount):
+            return str(int(amount))
+        return f"{amount:.3g}"
+
     @classmethod
     def from_text(cls, value: str | None, *, capacity: bool) -> Self | None:
         """Parse the value part of the shorthand (``None`` for a bare name).
@@ -164,6 +171,13 @@ class Kind:
         """Per kind label, (available, total): cores and GPUs in units, memory in GB, wall time
         in seconds, a token in names, a counter in its count."""
         return {self.label: self._stat()}
+
+    def describe(self, *, total: bool = False) -> str:
+        """Free and total per kind for people: ``cores 2/4, mem 3.5G/16G`` (totals only, with
+        ``total``)."""
+        from ._combined import as_resources
+
+        return as_resources(self).describe(total=total)
 
     # -- allocation role: lookups and Grain-style shortcuts (.c .N .M .T .softT .gpus) ---------
 

@@ -6,7 +6,7 @@ from typing import Self
 
 from .._exceptions import ResourceError
 from ._kind import Kind, register_kind
-from ._units import KIB_PER_GB, format_kib, parse_kib
+from ._units import KIB_PER_GB, format_gb, format_kib, parse_kib
 
 __all__ = ["Memory"]
 
@@ -67,6 +67,9 @@ class Memory(Kind):
 
     def to_text(self) -> str:
         return format_kib(self._free)
+
+    def format_amount(self, amount: float) -> str:
+        return format_gb(amount)
 
     @classmethod
     def from_text(cls, value: str | None, *, capacity: bool) -> Self | None:

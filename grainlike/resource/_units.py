@@ -11,8 +11,10 @@ from .._exceptions import ResourceError
 __all__ = [
     "KIB_PER_GB",
     "format_duration",
+    "format_gb",
     "format_ids",
     "format_kib",
+    "format_seconds",
     "parse_duration",
     "parse_ids",
     "parse_kib",
@@ -161,3 +163,36 @@ def format_ids(ids: tuple[int, ...] | list[int]) -> str:
         parts.append(str(low) if low == high else f"{low}-{high}")
         index += 1
     return "[" + ",".join(parts) + "]"
+
+
+def format_seconds(seconds: float) -> str:
+    """A duration for people, rounded: ``0.25s``, ``12s``, ``4m05s``, ``2h10m``, ``3d04h``, ``inf``.
+
+    Unlike ``format_duration`` this is not exact: it is what status lines and messages print.
+    """
+    if math.isinf(seconds):
+        return "inf"
+    if seconds < 10:
+        return f"{seconds:.2g}s" if seconds < 1 else f"{seconds:.1f}".rstrip("0").rstrip(".") + "s"
+    whole = round(seconds)
+    for size, unit, smaller, small_unit in (
+        (86400, "d", 3600, "h"),
+        (3600, "h", 60, "m"),
+        (60, "m", 1, "s"),
+    ):
+        if whole >= size:
+            major, rest = divmod(whole, size)
+            return f"{major}{unit}{rest // smaller:02d}{small_unit}"
+    return f"{whole}s"
+
+
+def format_gb(gb: float) -> str:
+    """A memory size in GB for people, to three significant digits: ``22.4G``, ``512M``."""
+    if math.isinf(gb):
+        return "inf"
+    for unit, size in (("T", 1024.0), ("G", 1.0), ("M", 1 / 1024), ("K", 1 / 1024**2)):
+        if gb >= size or unit == "K":
+            value = gb / size
+            text = f"{value:.3g}" if value < 1000 else f"{value:.0f}"
+            return f"{text}{unit}"
+    raise AssertionError("unreachable")  # pragma: no cover

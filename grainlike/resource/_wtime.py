@@ -10,7 +10,7 @@ from typing import Self
 
 from .._exceptions import ResourceError
 from ._kind import Kind, register_kind
-from ._units import format_duration, parse_duration
+from ._units import format_duration, format_seconds, parse_duration
 
 __all__ = ["WTime"]
 
@@ -127,6 +127,9 @@ class WTime(Kind):
     def _stat(self) -> tuple[float, float]:
         total = math.inf if self._T is None else self._T
         return (self.remaining(), total)
+
+    def format_amount(self, amount: float) -> str:
+        return format_seconds(amount)
 
     def to_text(self) -> str:
         text = "" if self._T is None else format_duration(self._T)

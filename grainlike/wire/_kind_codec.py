@@ -9,6 +9,7 @@ A countdown walltime crosses as the seconds it has left when it is sent.
 
 from __future__ import annotations
 
+import math
 import sys
 import typing
 from collections.abc import Callable
@@ -85,8 +86,11 @@ def _structure_memory(tag: str, body: object) -> Memory:
 
 def _unstructure_wtime(kind: WTime) -> Body:
     if kind.countdown:
+        # Whole seconds: what is left is read off a clock, and a fraction of a second would
+        # only clutter every place that prints the worker's capacity.
+        left = kind.remaining()
         return {
-            "T": max(kind.remaining(), _EXPIRED),
+            "T": max(left if math.isinf(left) else float(math.floor(left)), _EXPIRED),
             "softT": None,
             "group": None,
             "countdown": True,

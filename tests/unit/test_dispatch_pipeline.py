@@ -10,7 +10,8 @@ import outcome
 import trio
 
 from grainlike import Cores, Counter, Memory, WorkerLostError, WTime
-from grainlike.dispatch import Dispatcher, Task, status_report
+from grainlike.dispatch import Dispatcher, status_report
+from grainlike.dispatch._records import Task
 from grainlike.resource import as_resources
 
 from .test_dispatcher import FakeLink, attach, free, serving, settle, submit

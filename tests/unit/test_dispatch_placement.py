@@ -10,23 +10,40 @@ import math
 import pytest
 
 from grainlike import Cores, Counter, Memory, Resources, WTime, parse_resources
-from grainlike.dispatch import (
+from grainlike.dispatch._placement import (
     Placement,
     Reservation,
-    Shape,
-    Task,
-    TaskQueue,
-    TaskState,
     WorkerIndex,
-    WorkerState,
+    estimated_free_at,
     plan,
 )
-from grainlike.dispatch._placement import estimated_free_at
-from grainlike.resource import Kind, as_resources
+from grainlike.dispatch._pools import Pools
+from grainlike.dispatch._queue import Shape, TaskQueue
+from grainlike.dispatch._records import Task, TaskState, WorkerState
+from grainlike.resource import ZERO, Kind, as_resources
+from grainlike.wire import Call
+
+#: The work of tasks that are placed but never run.
+NEVER_RUN = Call(print)
+
+
+class NoLink:
+    """Placement never talks to workers."""
+
+    pipeline = 0
+
+    def run_tasks(self, tasks: object) -> None:
+        raise AssertionError("placement never starts tasks")
+
+    def cancel_task(self, task_id: int) -> None:
+        raise AssertionError("placement never cancels tasks")
+
+    def drain(self, reason: str) -> None:
+        raise AssertionError("placement never drains workers")
 
 
 def make_worker(worker_id: str, capacity: str, order: int = 0) -> WorkerState:
-    return WorkerState(worker_id, parse_resources(capacity, capacity=True), order)
+    return WorkerState(worker_id, parse_resources(capacity, capacity=True), NoLink(), order)
 
 
 def make_index(*workers: WorkerState) -> WorkerIndex:
@@ -56,7 +73,7 @@ class Queue:
 
     def add(self, request: Kind | Resources, *, submitted: float = 0.0, priority: int = 0) -> Task:
         self.next_id += 1
-        task = Task(self.next_id, as_resources(request), None, f"t{self.next_id}", priority)
+        task = Task(self.next_id, as_resources(request), NEVER_RUN, f"t{self.next_id}", priority)
         task.submitted = submitted
         prepare(self.tasks.push(task), self.pool_labels)
         return task
@@ -71,10 +88,10 @@ def run_on(
     hard_limit: float | None = None,
 ) -> Task:
     """A task already running on ``worker``, as the dispatcher records one."""
-    running = Task(1000 + len(worker.running), as_resources(request), None, "running")
+    running = Task(1000 + len(worker.running), as_resources(request), NEVER_RUN, "running")
     running.state = TaskState.RUNNING
     running.allocation = index.allocate(worker, as_resources(request))
-    running.started = started
+    running.assigned_at = started
     running.hard_limit = hard_limit
     worker.running[running.id] = running
     return running
@@ -85,14 +102,14 @@ def plan_at(
     index: WorkerIndex,
     now: float = 0.0,
     *,
-    pools: Resources | None = None,
+    pools: Pools | None = None,
     starvation_bound: float = 30.0,
     reservation: Reservation | None = None,
 ) -> tuple[list[Placement], Reservation | None]:
     return plan(
         queue.tasks,
         index,
-        pools=pools,
+        pools=pools if pools is not None else Pools(ZERO),
         now=now,
         starvation_bound=starvation_bound,
         reservation=reservation,
@@ -236,14 +253,14 @@ def test_plan_spreads_tasks_over_workers_by_best_fit() -> None:
 
 def test_a_pool_limits_how_many_tasks_holding_its_counter_run() -> None:
     index = make_index(make_worker("a", "cores:4"), make_worker("b", "cores:4"))
-    pools = Resources(Counter("license", 2))
+    pools = Pools(Resources(Counter("license", 2)))
     queue = Queue(pool_labels=("license",))
     tasks = [queue.add(Cores(1) & Counter("license", 1)) for _ in range(3)]
     placements, _ = plan_at(queue, index, pools=pools)
     assert [p.task for p in placements] == tasks[:2]
     assert all(p.pool_allocation == Counter("license", 1) for p in placements)
     assert all(p.allocation == Cores(p.allocation.c) for p in placements)
-    assert pools.stat() == {"license": (0, 2)}
+    assert pools.capacity.stat() == {"license": (0, 2)}
 
 
 def test_a_pooled_counter_is_never_taken_from_a_worker() -> None:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from grainlike import ZERO, Cores, Memory, Resources
-from grainlike.dispatch import Shape, Task, TaskQueue, TaskState
+from grainlike.dispatch._queue import Shape, TaskQueue
+from grainlike.dispatch._records import Task, TaskState
 from grainlike.resource import as_resources
+from grainlike.wire import Call
 
 
 def make_task(task_id: int, request: Resources = ZERO, priority: int = 0) -> Task:
-    return Task(task_id, as_resources(request), None, f"t{task_id}", priority=priority)
+    return Task(task_id, as_resources(request), Call(print), f"t{task_id}", priority=priority)
 
 
 def queued_ids(queue: TaskQueue) -> list[int]:

@@ -1,0 +1,105 @@
+"""Why a task is where it is: the words of ``gl.explain``, ``grainlike status`` and
+``UnsatisfiableError``.
+
+Read-only functions over the dispatcher's records; they change when the wording changes, not
+when the task's life does, so they live apart from the dispatcher (as HyperQueue's tako keeps
+``explain.rs`` beside its reactor).
+"""
+
+from __future__ import annotations
+
+from .._exceptions import UnsatisfiableError
+from ..resource import Resources
+from ..resource._units import format_seconds
+from ._placement import Reservation, WorkerIndex
+from ._pools import Pools
+from ._records import Task, TaskState, WorkerState, runs_now
+
+__all__ = ["explain", "explain_unfit", "unsatisfiable_error"]
+
+
+def _in_order(workers: WorkerIndex) -> list[WorkerState]:
+    return sorted(workers, key=lambda w: w.order)
+
+
+def _totals(worker: WorkerState) -> str:
+    return worker.capacity.describe(total=True)
+
+
+def explain_unfit(request: Resources, workers: WorkerIndex, pools: Pools) -> str:
+    """Why no worker could ever satisfy ``request``, naming the kinds that fall short."""
+    if not len(workers):
+        return f"{request}: no worker is connected"
+    lines = [f"{request}: no worker could ever satisfy this request"]
+    worker_part, pool_part = pools.split(request)
+    for worker in _in_order(workers):
+        short = worker.capacity.shortfall(worker_part, total=True)
+        fits = f"short of {', '.join(short)}" if short else "could fit it"
+        lines.append(f"  {worker.id}: {fits} (has {_totals(worker)})")
+    if pools:
+        short = pools.shortfall(pool_part, total=True) if pool_part is not None else ()
+        pools_short = f", short of {', '.join(short)}" if short else ""
+        lines.append(f"  pools: {pools}{pools_short}")
+    return "\n".join(lines)
+
+
+def unsatisfiable_error(
+    effective: Resources, pool_part: Resources | None, workers: WorkerIndex, pools: Pools
+) -> UnsatisfiableError:
+    """The error for tasks of a shape that no worker (or pool) could ever hold."""
+    request = effective if pool_part is None else effective & pool_part
+    worker_short = [w.capacity.shortfall(effective, total=True) for w in workers]
+    labels: set[str] = set()
+    if () not in worker_short:  # no worker could take even the worker part
+        labels.update(label for short in worker_short for label in short)
+    if pool_part is not None:
+        labels.update(pools.shortfall(pool_part, total=True))
+    return UnsatisfiableError(explain_unfit(request, workers, pools), tuple(sorted(labels)))
+
+
+def explain(
+    task: Task,
+    workers: WorkerIndex,
+    pools: Pools,
+    reservation: Reservation | None,
+    now: float,
+    *,
+    no_worker_since: float | None = None,
+) -> str:
+    """Why ``task`` waits, or where it runs (for ``gl.explain`` and ``grainlike status``)."""
+    who = f"task {task.id} ({task.name})"
+    if task.result is not None and task.state is not TaskState.RUNNING:
+        return f"{who} is done"
+    if task.state is TaskState.RUNNING:
+        if not runs_now(task):
+            return (
+                f"{who} waits on {task.worker} behind task {task.after}, to run next with "
+                f"{task.allocation} (pipelined)"
+            )
+        ending = " (cancelled; its worker is stopping it)" if task.result is not None else ""
+        return f"{who} runs on {task.worker} with {task.allocation}{ending}"
+    if not len(workers):
+        since = ""
+        if no_worker_since is not None:
+            since = f" (for {format_seconds(now - no_worker_since)})"
+        return f"{who} waits: no worker is connected{since}"
+    worker_part, pool_part = pools.split(task.request)
+    reasons = []
+    if pool_part is not None:
+        pools_short = pools.shortfall(pool_part)
+        if pools_short:
+            reasons.append(f"the pools are in use (free too little {', '.join(pools_short)})")
+    for worker in _in_order(workers):
+        short = worker.capacity.shortfall(worker_part, total=True)
+        if short:
+            reasons.append(f"{worker.id} can never fit it (short of {', '.join(short)})")
+        elif not worker.accepting:
+            why = f": {worker.leaving}" if worker.leaving else ""
+            reasons.append(f"{worker.id} is draining{why}")
+        elif now_short := worker.capacity.shortfall(worker_part):
+            reasons.append(f"{worker.id} is busy (free too little {', '.join(now_short)})")
+        elif reservation is not None and reservation.worker is worker:
+            reasons.append(f"{worker.id} is reserved for task {reservation.task.id}")
+    head = f"task {task.id} ({task.name}, {task.request}) has waited "
+    head += format_seconds(now - task.submitted)
+    return head + ": " + "; ".join(reasons) if reasons else head
