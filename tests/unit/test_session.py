@@ -358,3 +358,58 @@ async def test_the_stats_file_is_written_where_asked(
     async with gl.open_session(stats=stats):
         await (nothing @ Cores(1) & gl.WTime(group="g"))()
     assert '"g"' in stats.read_text()
+
+
+# -- errors reach the user as themselves ------------------------------------------------------
+
+
+def test_run_raises_mains_exception_itself_not_an_exception_group() -> None:
+    async def main() -> None:
+        raise ValueError("from main")
+
+    with pytest.raises(ValueError, match="from main") as caught:
+        gl.run(main, stats=None)
+    assert not isinstance(caught.value, BaseExceptionGroup)
+
+
+def test_a_users_own_exception_group_stays_intact() -> None:
+    async def main() -> None:
+        raise ExceptionGroup("mine", [KeyError("a"), OSError("b")])
+
+    with pytest.raises(ExceptionGroup) as caught:
+        gl.run(main, stats=None)
+    assert caught.value.message == "mine"
+    assert [type(e) for e in caught.value.exceptions] == [KeyError, OSError]
+
+
+def test_a_task_failure_reaches_try_except_around_run() -> None:
+    async def fail() -> None:
+        raise KeyError("task")
+
+    async def main() -> None:
+        await (fail @ Cores(1))()
+
+    try:
+        gl.run(main, stats=None)
+    except KeyError as error:
+        assert "task" in str(error)
+    else:  # pragma: no cover - the test fails here
+        pytest.fail("gl.run did not raise the task's KeyError")
+
+
+@pytest.mark.parametrize("attempt", range(10))
+def test_main_returning_with_tasks_still_queued_cancels_them_and_returns_its_value(
+    attempt: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def forever() -> None:
+        await trio.sleep_forever()
+
+    async def main() -> str:
+        for _ in range(5):
+            (forever @ Cores(1))()  # never awaited: two run, three wait
+        await trio.sleep(0)
+        return "main's value"
+
+    assert gl.run(main, stats=None) == "main's value"
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warnings == ["main ended while 5 task(s) were still queued or running: they were cancelled"]
