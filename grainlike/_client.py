@@ -3,34 +3,34 @@
 from __future__ import annotations
 
 import ssl
-from typing import Any
 
 import trio
 
-from ._exceptions import ProtocolError
+from ._exceptions import GrainlikeError, ProtocolError
 from .wire import (
-    FramedStream,
+    Message,
     QueryStatus,
     QuitAcknowledged,
     QuitWorkers,
     StatusReport,
-    authenticate_as_worker,
     decode,
     encode,
+    open_connection,
 )
 
 __all__ = ["query_status", "quit_workers"]
 
 
-async def _ask(address: str, key: bytes, question: Any, tls: ssl.SSLContext | None) -> Any:
-    host, _, port = address.rpartition(":")
-    stream: trio.abc.Stream = await trio.open_tcp_stream(host or "127.0.0.1", int(port))
-    if tls is not None:
-        stream = trio.SSLStream(stream, tls, server_hostname=host or "127.0.0.1")
-    async with FramedStream(stream) as framed:
-        await authenticate_as_worker(framed, key)
-        await framed.send(encode(question))
-        return decode(await framed.receive())
+async def _ask(address: str, key: bytes, question: Message, tls: ssl.SSLContext | None) -> Message:
+    async with open_connection(address, key, tls=tls) as framed:
+        try:
+            await framed.send(encode(question))
+            return decode(await framed.receive())
+        except (trio.EndOfChannel, trio.BrokenResourceError) as error:
+            raise GrainlikeError(
+                f"the dispatcher at {address} closed the connection before answering "
+                f"({type(error).__name__})"
+            ) from None
 
 
 async def query_status(address: str, key: bytes, tls: ssl.SSLContext | None = None) -> StatusReport:

@@ -266,6 +266,14 @@ class Dispatcher:
         """A live (queued or running) task by id."""
         return self._tasks.get(task_id)
 
+    def expects(self, worker_id: str, task_id: int, attempt: int) -> Task | None:
+        """The task whose report from ``worker_id`` about ``attempt`` would count, else
+        ``None`` (the report is stale: the task moved on or ended)."""
+        task = self._tasks.get(task_id)
+        if task is None or task.worker != worker_id or task.attempt != attempt:
+            return None
+        return task
+
     def worker_ids(self) -> list[str]:
         """Ids of the connected workers, in joining order."""
         return [w.id for w in self.worker_states()]

@@ -1,29 +1,47 @@
-"""The dispatcher's network side: authenticated TCP connections from workers and clients."""
+"""The dispatcher's network side: authenticated TCP connections from workers and clients.
+
+Every connection authenticates before anything it sent is decoded, within the handshake
+deadline, and only so many handshakes may be pending at once.  A worker's capacity is checked
+against sane bounds before it joins, and a peer that breaks the protocol (a message of the
+wrong kind, a malformed or implausible one) is disconnected with a logged reason.  A result is
+unpickled only when it is delivered: after its sender and attempt were checked.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import logging
 import math
 import ssl
-import time
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, Final
 
 import attrs
+import outcome
 import trio
 
-from .._exceptions import AuthenticationError, ConfigError, ProtocolError
+from .._exceptions import (
+    AuthenticationError,
+    ConfigError,
+    ProtocolError,
+    TaskCancelledError,
+    TaskFailedError,
+)
+from ..resource import GPU, Cores, Counter, Memory, Resources, Token
 from ..wire import (
     DEFAULT_MAX_FRAME,
     PROTOCOL_VERSION,
     CallPacker,
     CancelTasks,
     Drain,
+    Draining,
     FramedStream,
     Goodbye,
     Heartbeat,
     Hello,
-    Pulse,
+    Message,
+    Outbox,
     QueryStatus,
     QuitAcknowledged,
     QuitWorkers,
@@ -35,9 +53,10 @@ from ..wire import (
     TaskSpec,
     TasksStarted,
     Welcome,
-    authenticate_as_dispatcher,
+    authenticate_as_server,
     decode,
     encode,
+    parse_address,
     unpack_outcome,
 )
 from ._dispatcher import Dispatcher
@@ -48,6 +67,18 @@ __all__ = ["RemoteLink", "ServerConfig", "serve_workers"]
 
 log = logging.getLogger("grainlike.dispatcher")
 
+#: The largest first message after the handshake (a ``Hello`` with its capacity).
+HELLO_LIMIT: Final = 1024 * 1024
+#: Bounds on what a worker may say it owns: beyond them it is not a real node, and indexing
+#: it would stall the dispatcher.
+MAX_WORKER_IDS: Final = {Cores: 16384, GPU: 1024}
+MAX_WORKER_KINDS: Final = 64
+MAX_WORKER_MEMORY_KIB: Final = 2**40  # 1 PiB
+MAX_WORKER_COUNT: Final = 2**40
+MAX_TOKEN_NAMES: Final = 256
+#: Errors of ``accept`` that mean "out of file descriptors or memory for now": wait, retry.
+_RESOURCE_ERRNOS: Final = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+
 
 def _positive_seconds(_: object, attribute: attrs.Attribute[Any], value: float) -> None:
     if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < math.inf:
@@ -57,6 +88,11 @@ def _positive_seconds(_: object, attribute: attrs.Attribute[Any], value: float) 
 def _whole(_: object, attribute: attrs.Attribute[Any], value: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise ConfigError(f"{attribute.name}={value!r}: must be a whole number, 0 or more")
+
+
+def _positive_whole(_: object, attribute: attrs.Attribute[Any], value: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"{attribute.name}={value!r}: must be a whole number, 1 or more")
 
 
 def _frame_limit(_: object, attribute: attrs.Attribute[Any], value: int) -> None:
@@ -72,7 +108,9 @@ class ServerConfig:
         heartbeat_interval: Seconds between the heartbeats each side sends when idle.
         heartbeat_timeout: Seconds of silence after which a worker counts as lost.
         handshake_timeout: Seconds a connecting peer has to authenticate.
-        max_frame: The largest frame in bytes.
+        max_pending_handshakes: Connections that may be authenticating at once; more are
+            closed at once (a flood of silent connections cannot exhaust file descriptors).
+        max_frame: The largest frame in bytes this side accepts.
         pipeline_depth: How many tasks may wait on a worker behind each running one (see
             ``_pipeline.py``).
     """
@@ -80,72 +118,81 @@ class ServerConfig:
     heartbeat_interval: float = attrs.field(default=1.0, validator=_positive_seconds)
     heartbeat_timeout: float = attrs.field(default=10.0, validator=_positive_seconds)
     handshake_timeout: float = attrs.field(default=10.0, validator=_positive_seconds)
+    max_pending_handshakes: int = attrs.field(default=64, validator=_positive_whole)
     max_frame: int = attrs.field(default=DEFAULT_MAX_FRAME, validator=_frame_limit)
     pipeline_depth: int = attrs.field(default=32, validator=_whole)
 
 
+class _Warnings:
+    """One-line warnings, at most one per kind every ``interval`` seconds; the rest counted."""
+
+    def __init__(self, interval: float = 5.0) -> None:
+        self._interval = interval
+        self._last: dict[str, float] = {}
+        self._suppressed: dict[str, int] = {}
+
+    def warn(self, kind: str, message: str, *args: object) -> None:
+        now = trio.current_time()
+        last = self._last.get(kind)
+        if last is not None and now - last < self._interval:
+            self._suppressed[kind] = self._suppressed.get(kind, 0) + 1
+            return
+        self._last[kind] = now
+        suppressed = self._suppressed.pop(kind, 0)
+        more = f" ({suppressed} more like it since)" if suppressed else ""
+        log.warning(message + more, *args)
+
+
 @attrs.define(eq=False)
 class RemoteLink:
-    """The dispatcher's link to one remote worker: queues messages, a sender task batches them."""
+    """The dispatcher's link to one remote worker: what it posts, the outbox sends."""
 
     worker_id: str
     calls: CallPacker
+    outbox: Outbox
     pipeline: int = 0
-    _outbox: list[Any] = attrs.field(factory=list)
-    _wake: trio.Event = attrs.field(factory=trio.Event)
 
     def run_tasks(self, tasks: Sequence[Task]) -> None:
-        specs = []
         pack = self.calls.pack
+        specs = []
         for task in tasks:
-            payload = pack(task.work)
             assert task.allocation is not None
             specs.append(
                 TaskSpec(
-                    task.id, payload, task.allocation, task.hard_limit, task.attempt, task.after
+                    task.id,
+                    pack(task.work),
+                    task.allocation,
+                    task.hard_limit,
+                    task.attempt,
+                    task.after,
                 )
             )
-        self._post(RunTasks(tuple(specs)))
+        self.outbox.post(RunTasks(tuple(specs)))
 
     def cancel_task(self, task_id: int) -> None:
-        self._post(CancelTasks((task_id,)))
+        self.outbox.post(CancelTasks((task_id,)))
 
     def drain(self, reason: str) -> None:
-        self._post(Drain(reason))
-
-    def _post(self, message: Any) -> None:
-        self._outbox.append(message)
-        self._wake.set()
-
-    def _heartbeat(self) -> None:
-        self._post(Heartbeat(time.time()))
-
-    async def send_loop(self, framed: FramedStream, heartbeat_interval: float) -> None:
-        """Send queued messages, many per write, and a heartbeat when idle."""
-        pulse = Pulse(heartbeat_interval)
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(pulse.beat, self._heartbeat)
-            while True:
-                await self._wake.wait()
-                self._wake = trio.Event()
-                messages, self._outbox = self._outbox, []
-                try:
-                    await framed.send_many([encode(m) for m in _merge(messages)])
-                except (trio.BrokenResourceError, trio.ClosedResourceError):
-                    break  # the receiving side sees the connection end and removes the worker
-                pulse.sent()
-            nursery.cancel_scope.cancel()
+        self.outbox.post(Drain(reason))
 
 
-def _merge(messages: list[Any]) -> list[Any]:
-    """Fold consecutive RunTasks into one (one frame for many tasks)."""
-    merged: list[Any] = []
-    for message in messages:
-        if merged and isinstance(message, RunTasks) and isinstance(merged[-1], RunTasks):
-            merged[-1] = RunTasks(merged[-1].tasks + message.tasks)
-        else:
-            merged.append(message)
-    return merged
+def _fail_oversized(dispatcher: Dispatcher, worker_id: str) -> Callable[..., list[Message]]:
+    """What the outbox does with a task too large for any frame: fail that task alone."""
+
+    def oversized(message: Message, size: int, limit: int) -> list[Message]:
+        if not isinstance(message, RunTasks):
+            raise ProtocolError(f"a {type(message).__name__} of {size} bytes exceeds {limit}")
+        (spec,) = message.tasks
+        task = dispatcher.task(spec.task_id)
+        name = f" ({task.name})" if task is not None else ""
+        error = TaskFailedError(
+            f"task {spec.task_id}{name}: its call is {size} bytes, over the frame limit of "
+            f"{limit} bytes (pass large data through files, or raise --max-frame on both sides)"
+        )
+        dispatcher.task_done(worker_id, spec.task_id, spec.attempt, outcome.Error(error), 0.0)
+        return []
+
+    return oversized
 
 
 async def serve_workers(
@@ -161,22 +208,54 @@ async def serve_workers(
 
     Reports the bound (host, port) through ``task_status``.
     """
-    host, _, port = listen.rpartition(":")
+    host, port = parse_address(listen)
     settings = config or ServerConfig()
     calls = CallPacker()
-    sockets = await trio.open_tcp_listeners(int(port), host=host or None)
+    warnings = _Warnings()
+    sockets = await trio.open_tcp_listeners(port, host=host or None)
     address = sockets[0].socket.getsockname()
     listeners: list[trio.abc.Listener[Any]] = list(sockets)
     if tls is not None:
         listeners = [trio.SSLListener(listener, tls) for listener in sockets]
+    pending = [0]  # connections still authenticating
+
+    async def handle(stream: trio.abc.Stream) -> None:
+        if pending[0] >= settings.max_pending_handshakes:
+            warnings.warn(
+                "busy",
+                "closed a connection from %s: %d handshakes are already pending",
+                _peer_name(stream),
+                pending[0],
+            )
+            await trio.aclose_forcefully(stream)
+            return
+        await _handle_connection(dispatcher, stream, key, settings, calls, warnings, pending)
+
     async with trio.open_nursery() as nursery:
+        for listener in listeners:
+            nursery.start_soon(_accept, listener, handle, nursery, warnings)
         task_status.started((address[0], address[1]))
 
-        async def handle(stream: trio.abc.Stream) -> None:
-            await _handle_connection(dispatcher, stream, key, settings, calls)
 
-        await nursery.start(trio.serve_listeners, handle, listeners)
-        await trio.sleep_forever()
+async def _accept(
+    listener: trio.abc.Listener[Any],
+    handle: Callable[[trio.abc.Stream], Any],
+    nursery: trio.Nursery,
+    warnings: _Warnings,
+) -> None:
+    async with listener:
+        while True:
+            try:
+                stream = await listener.accept()
+            except OSError as error:
+                if error.errno not in _RESOURCE_ERRNOS:
+                    raise
+                warnings.warn(
+                    "accept", "cannot accept connections now (%s): retrying", error.strerror
+                )
+                await trio.sleep(0.1)
+                continue
+            nursery.start_soon(handle, stream)
 
 
 async def _handle_connection(
@@ -185,20 +264,35 @@ async def _handle_connection(
     key: bytes,
     settings: ServerConfig,
     calls: CallPacker,
+    warnings: _Warnings,
+    pending: list[int],
 ) -> None:
     peer = _peer_name(stream)
     framed = FramedStream(stream, max_frame=settings.max_frame)
     async with framed:
+        pending[0] += 1
+        authenticated = False
         try:
             with trio.fail_after(settings.handshake_timeout):
-                await authenticate_as_dispatcher(framed, key)
-                first = decode(await framed.receive())
-        except (AuthenticationError, ProtocolError, trio.TooSlowError, trio.EndOfChannel) as error:
-            log.warning("refused connection from %s: %s", peer, error)
+                await authenticate_as_server(framed, key)
+                authenticated = True
+                first = decode(await framed.receive(max_size=HELLO_LIMIT))
+        except trio.TooSlowError:
+            reason = f"no handshake within {settings.handshake_timeout:g}s"
+            warnings.warn("refused", "refused connection from %s: %s", peer, reason)
+            return
+        except (AuthenticationError, ProtocolError, trio.EndOfChannel) as error:
+            reason = str(error) or "it closed the connection during the handshake"
+            warnings.warn("refused", "refused connection from %s: %s", peer, reason)
+            if authenticated and isinstance(error, ProtocolError):
+                # It holds the key, so it may hear why (e.g. a kind not registered here).
+                await _refuse(framed, f"its first message is malformed: {error}")
             return
         except (trio.BrokenResourceError, trio.ClosedResourceError) as error:
-            log.warning("connection from %s broke during the handshake: %s", peer, error)
+            warnings.warn("broke", "connection from %s broke during the handshake: %s", peer, error)
             return
+        finally:
+            pending[0] -= 1
         if isinstance(first, Hello):
             await _serve_worker(dispatcher, framed, first, settings, calls, peer)
         elif isinstance(first, QueryStatus):
@@ -208,7 +302,36 @@ async def _handle_connection(
             matched = dispatcher.drain_workers(first.pattern)
             await framed.send(encode(QuitAcknowledged(tuple(matched))))
         else:
-            log.warning("closed connection from %s: unexpected first message %r", peer, first)
+            log.warning(
+                "closed connection from %s: a %s cannot open a connection",
+                peer,
+                type(first).__name__,
+            )
+
+
+async def _refuse(framed: FramedStream, reason: str) -> None:
+    """Tell a peer why it may not join; it may have gone already."""
+    with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError, ProtocolError):
+        await framed.send(encode(Refused(reason)))
+
+
+def capacity_problem(capacity: Resources) -> str | None:
+    """Why ``capacity`` is not a plausible worker (``None`` when it is)."""
+    parts = capacity.parts()
+    if len(parts) > MAX_WORKER_KINDS:
+        return f"it offers {len(parts)} kinds of resource, more than {MAX_WORKER_KINDS}"
+    for part in parts:
+        if isinstance(part, Cores | GPU):
+            most = MAX_WORKER_IDS[type(part)]
+            if most < part.N:
+                return f"it offers {part.N} {part.label} IDs, more than {most}"
+        elif isinstance(part, Memory) and part.kib > MAX_WORKER_MEMORY_KIB:
+            return f"it offers {part.kib} KiB of memory, more than {MAX_WORKER_MEMORY_KIB}"
+        elif isinstance(part, Counter) and part.n > MAX_WORKER_COUNT:
+            return f"it offers {part.n} of counter {part.name}, more than {MAX_WORKER_COUNT}"
+        elif isinstance(part, Token) and len(part.names) > MAX_TOKEN_NAMES:
+            return f"it offers {len(part.names)} tokens, more than {MAX_TOKEN_NAMES}"
+    return None
 
 
 async def _serve_worker(
@@ -220,38 +343,64 @@ async def _serve_worker(
     peer: str,
 ) -> None:
     if hello.protocol != PROTOCOL_VERSION:
-        await framed.send(encode(Refused(f"protocol {hello.protocol} is not {PROTOCOL_VERSION}")))
+        await _refuse(framed, f"protocol {hello.protocol} is not {PROTOCOL_VERSION}")
         return
+    problem = capacity_problem(hello.capacity)
+    if problem is not None:
+        log.warning("refused worker %s from %s: %s", hello.name or hello.host, peer, problem)
+        await _refuse(framed, problem)
+        return
+    framed.limit_sends(hello.max_frame)
     worker_id = dispatcher.unique_worker_id(hello.name or hello.host)
-    link = RemoteLink(worker_id, calls, settings.pipeline_depth)
-    await framed.send(encode(Welcome(worker_id, settings.heartbeat_interval)))
+    outbox = Outbox(oversized=_fail_oversized(dispatcher, worker_id))
+    link = RemoteLink(worker_id, calls, outbox, settings.pipeline_depth)
+    try:
+        await framed.send(
+            encode(Welcome(worker_id, settings.heartbeat_interval, settings.max_frame))
+        )
+    except (trio.BrokenResourceError, trio.ClosedResourceError):
+        return
     dispatcher.add_worker(worker_id, hello.capacity, link)
     log.info("worker %s joined from %s with %s", worker_id, peer, hello.capacity)
-    ending = ["connection closed", True]  # why the worker left, and whether it was lost
+    reason, lost = "the connection closed", True
     try:
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(link.send_loop, framed, settings.heartbeat_interval)
+            sent_all = trio.Event()
+
+            async def send() -> None:
+                try:
+                    await outbox.serve(framed, settings.heartbeat_interval)
+                finally:
+                    sent_all.set()
+
+            nursery.start_soon(send)
             silence = Silence(settings.heartbeat_timeout)
             with trio.CancelScope() as receiving:
                 nursery.start_soon(silence.watch, receiving)
-                await _receive_from_worker(dispatcher, framed, worker_id, silence, ending)
+                reason, lost = await _receive_from_worker(dispatcher, framed, worker_id, silence)
             if silence.expired:
-                ending[0] = f"no heartbeat for {settings.heartbeat_timeout:g}s"
+                reason = f"no word from it for {settings.heartbeat_timeout:g}s"
+                # Say so, in case it is alive but stuck (a task blocking its event loop).
+                outbox.post(Goodbye(f"the dispatcher dropped this worker: {reason}"))
+                with trio.move_on_after(1.0):
+                    await sent_all.wait()
             nursery.cancel_scope.cancel()
     finally:
-        reason, lost = str(ending[0]), bool(ending[1])
         dispatcher.remove_worker(worker_id, reason, lost=lost)
         log.info("worker %s left: %s", worker_id, reason)
 
 
+#: What a worker may send once it joined; anything else breaks the protocol.
+_FROM_WORKERS: Final = (TasksStarted, TasksFinished, Draining, Heartbeat, Goodbye)
+
+
 async def _receive_from_worker(
-    dispatcher: Dispatcher,
-    framed: FramedStream,
-    worker_id: str,
-    silence: Silence,
-    ending: list[Any],
-) -> None:
-    """Handle a worker's messages until it says goodbye or its connection ends."""
+    dispatcher: Dispatcher, framed: FramedStream, worker_id: str, silence: Silence
+) -> tuple[str, bool]:
+    """Handle a worker's messages until it says goodbye or its connection ends.
+
+    Returns why it ended and whether the worker counts as lost (its running tasks retried).
+    """
     try:
         while True:
             data = await framed.receive()
@@ -260,29 +409,36 @@ async def _receive_from_worker(
             if isinstance(message, TasksFinished):
                 _finished(dispatcher, worker_id, message)
             elif isinstance(message, TasksStarted):
-                for task_id in message.task_ids:
-                    task = dispatcher.task(task_id)
-                    if task is not None:
-                        dispatcher.task_started(worker_id, task_id, task.attempt)
-            elif isinstance(message, Drain):
+                for task_id, attempt in zip(message.task_ids, message.attempts, strict=True):
+                    dispatcher.task_started(worker_id, task_id, attempt)
+            elif isinstance(message, Draining):
                 dispatcher.stop_placing(worker_id, message.reason)
             elif isinstance(message, Goodbye):
-                ending[:] = [message.reason, dispatcher.has_running(worker_id)]
-                return
+                return message.reason, dispatcher.has_running(worker_id)
+            elif not isinstance(message, _FROM_WORKERS):
+                raise ProtocolError(f"a worker may not send {type(message).__name__}")
     except trio.EndOfChannel:
-        ending[0] = "the worker closed its connection"
+        return "the worker closed its connection", True
     except ProtocolError as error:
-        ending[0] = f"protocol error: {error}"
-        log.warning("worker %s: %s", worker_id, error)
+        log.warning("worker %s broke the protocol: %s", worker_id, error)
+        return f"protocol error: {error}", True
     except (trio.BrokenResourceError, trio.ClosedResourceError) as error:
-        ending[0] = f"connection broke: {error}"
+        return f"connection broke: {error}", True
 
 
 def _finished(dispatcher: Dispatcher, worker_id: str, message: TasksFinished) -> None:
     for item in message.outcomes:
-        result = unpack_outcome(item.ok, item.payload, task_id=item.task_id)
-        duration = max(0.0, item.finished - item.started)
-        dispatcher.task_done(worker_id, item.task_id, item.attempt, result, duration, item.usage)
+        task = dispatcher.expects(worker_id, item.task_id, item.attempt)
+        if task is None:
+            continue  # stale: nothing of it is unpickled
+        result: outcome.Outcome[Any]
+        if task.result is not None:  # its caller cancelled it: only its resources matter
+            result = outcome.Error(TaskCancelledError(f"task {item.task_id} was cancelled"))
+        else:
+            result = unpack_outcome(item.ok, item.payload, task_id=item.task_id)
+        dispatcher.task_done(
+            worker_id, item.task_id, item.attempt, result, item.duration, item.usage
+        )
 
 
 def _peer_name(stream: trio.abc.Stream) -> str:

@@ -6,17 +6,18 @@ Imports only the resource layer.  Message classes know nothing of msgpack; the c
 
 from ._auth import MAGIC as MAGIC
 from ._auth import PROTOCOL_VERSION as PROTOCOL_VERSION
-from ._auth import authenticate_as_dispatcher as authenticate_as_dispatcher
-from ._auth import authenticate_as_worker as authenticate_as_worker
+from ._auth import authenticate_as_client as authenticate_as_client
+from ._auth import authenticate_as_server as authenticate_as_server
 from ._call import Call as Call
 from ._call import CallPacker as CallPacker
 from ._call import CallUnpacker as CallUnpacker
 from ._converter import make_converter as make_converter
+from ._dial import open_connection as open_connection
+from ._dial import parse_address as parse_address
 from ._encoding import decode as decode
 from ._encoding import encode as encode
 from ._framing import DEFAULT_MAX_FRAME as DEFAULT_MAX_FRAME
 from ._framing import FramedStream as FramedStream
-from ._framing import let_batch_grow as let_batch_grow
 from ._keys import KEY_ENV as KEY_ENV
 from ._keys import ensure_local_key as ensure_local_key
 from ._keys import key_from_env_or_file as key_from_env_or_file
@@ -24,9 +25,11 @@ from ._keys import load_key as load_key
 from ._keys import parse_key as parse_key
 from ._liveness import Pulse as Pulse
 from ._liveness import Silence as Silence
+from ._messages import MAX_REPORTED_SECONDS as MAX_REPORTED_SECONDS
 from ._messages import MESSAGE_TYPES as MESSAGE_TYPES
 from ._messages import CancelTasks as CancelTasks
 from ._messages import Drain as Drain
+from ._messages import Draining as Draining
 from ._messages import Goodbye as Goodbye
 from ._messages import Heartbeat as Heartbeat
 from ._messages import Hello as Hello
@@ -43,6 +46,8 @@ from ._messages import TaskSpec as TaskSpec
 from ._messages import TasksStarted as TasksStarted
 from ._messages import Usage as Usage
 from ._messages import Welcome as Welcome
+from ._outbox import Outbox as Outbox
+from ._outbox import let_batch_grow as let_batch_grow
 from ._payload import dumps_payload as dumps_payload
 from ._payload import loads_payload as loads_payload
 from ._payload import pack_exception as pack_exception

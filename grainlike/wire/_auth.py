@@ -1,7 +1,8 @@
 """Mutual authentication on a shared key: HMAC-SHA256 challenge-response, on raw frames.
 
 Nothing a peer sends is unpickled or even msgpack-decoded before this handshake succeeds.
-The connecting side (a worker, or a ``status``/``quit`` client) authenticates as the worker.
+The connecting side (a worker, or a ``status``/``quit`` client) is the client and takes the
+worker's role byte; the listening side (the dispatcher) is the server.
 
 Each side's first frame starts with ``MAGIC`` and the protocol version, in every version, so a
 mismatch is reported as such.  The exchange (``docs/protocol.md`` gives it byte by byte)::
@@ -34,14 +35,14 @@ from ._keys import MIN_KEY_SIZE
 __all__ = [
     "MAGIC",
     "PROTOCOL_VERSION",
-    "authenticate_as_dispatcher",
-    "authenticate_as_worker",
+    "authenticate_as_client",
+    "authenticate_as_server",
 ]
 
 #: The first bytes of each side's first frame.
 MAGIC: Final = b"GRLK"
 #: The protocol version this grainlike speaks.
-PROTOCOL_VERSION: Final = 1
+PROTOCOL_VERSION: Final = 2
 #: Bytes of each side's nonce and of each proof (an HMAC-SHA256 digest).
 NONCE_SIZE: Final = 32
 DISPATCHER: Final = b"D"
@@ -102,7 +103,7 @@ async def _reject(framed: FramedStream) -> None:
         await framed.send(REJECT)
 
 
-async def authenticate_as_dispatcher(framed: FramedStream, key: bytes) -> None:
+async def authenticate_as_server(framed: FramedStream, key: bytes) -> None:
     """Authenticate the peer that connected to us, and prove to it that we hold ``key``.
 
     Returns only when both sides proved knowledge of the key.
@@ -153,7 +154,7 @@ async def _receive_answer(framed: FramedStream, what: str) -> bytes:
         raise AuthenticationError(f"the peer closed the connection instead of its {what}") from None
 
 
-async def authenticate_as_worker(framed: FramedStream, key: bytes) -> None:
+async def authenticate_as_client(framed: FramedStream, key: bytes) -> None:
     """Prove to the dispatcher we connected to that we hold ``key``, and check that it does.
 
     Returns only when both sides proved knowledge of the key and the dispatcher accepted us.

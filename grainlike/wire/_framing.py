@@ -8,7 +8,7 @@ frame costs nothing but its header.
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Final
 
 import attrs
@@ -16,7 +16,7 @@ import trio
 
 from .._exceptions import ProtocolError
 
-__all__ = ["DEFAULT_MAX_FRAME", "HEADER_SIZE", "FramedStream", "let_batch_grow"]
+__all__ = ["DEFAULT_MAX_FRAME", "HEADER_SIZE", "FramedStream"]
 
 #: The default largest frame a receiver accepts: 64 MiB.
 DEFAULT_MAX_FRAME: Final = 64 * 1024 * 1024
@@ -53,10 +53,14 @@ class FramedStream(trio.abc.Channel[bytes]):
     _max_frame: int = attrs.field(
         default=DEFAULT_MAX_FRAME, alias="max_frame", validator=_check_limit
     )
+    _send_limit: int = attrs.field(init=False, default=0)
     _buffer: bytearray = attrs.field(init=False, factory=bytearray)
     _send_lock: trio.Lock = attrs.field(init=False, factory=trio.Lock)
     _receiving: bool = attrs.field(init=False, default=False)
     _broken: str | None = attrs.field(init=False, default=None)
+
+    def __attrs_post_init__(self) -> None:
+        self._send_limit = self._max_frame
 
     @property
     def stream(self) -> trio.abc.Stream:
@@ -65,13 +69,22 @@ class FramedStream(trio.abc.Channel[bytes]):
 
     @property
     def max_frame(self) -> int:
-        """The largest frame this side sends or accepts, in bytes."""
+        """The largest frame this side accepts, in bytes."""
         return self._max_frame
 
+    @property
+    def send_limit(self) -> int:
+        """The largest frame this side sends: its own limit, or the peer's if smaller."""
+        return self._send_limit
+
+    def limit_sends(self, peer_max_frame: int) -> None:
+        """Send no frame larger than what the peer said it accepts (in the handshake)."""
+        self._send_limit = min(self._max_frame, peer_max_frame)
+
     def _frame(self, data: bytes) -> bytes:
-        if len(data) > self._max_frame:
+        if len(data) > self._send_limit:
             raise ProtocolError(
-                f"cannot send a frame of {len(data)} bytes: the limit is {self._max_frame}"
+                f"cannot send a frame of {len(data)} bytes: the limit is {self._send_limit}"
             )
         return _HEADER.pack(len(data)) + data
 
@@ -172,19 +185,3 @@ class FramedStream(trio.abc.Channel[bytes]):
     async def aclose(self) -> None:
         """Close the underlying stream."""
         await self._stream.aclose()
-
-
-async def let_batch_grow(size: Callable[[], int], most: int = 16) -> None:
-    """Yield to the other ready tasks for as long as they add to a batch (``size()`` grows),
-    at most ``most`` times, so that one write carries what they produce.
-
-    A write to a loopback or LAN socket costs more than a trivial task, so sending each
-    result as it comes would bound throughput; an idle sender yields once and goes on.
-    """
-    before = size()
-    for _ in range(most):
-        await trio.lowlevel.checkpoint()
-        after = size()
-        if after == before:
-            return
-        before = after

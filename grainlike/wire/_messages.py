@@ -19,6 +19,7 @@ __all__ = [
     "MESSAGE_TYPES",
     "CancelTasks",
     "Drain",
+    "Draining",
     "Goodbye",
     "Heartbeat",
     "Hello",
@@ -55,6 +56,32 @@ def _not_negative(instance: object, attribute: attrs.Attribute[Any], value: int)
         raise ValueError(f"{type(instance).__name__}.{attribute.name}={value!r}: must be >= 0")
 
 
+def _finite(instance: object, attribute: attrs.Attribute[Any], value: float) -> None:
+    if not math.isfinite(value):
+        raise ValueError(f"{type(instance).__name__}.{attribute.name}={value!r}: must be finite")
+
+
+#: The longest duration a worker may report for one task: a year.  Anything longer (or not
+#: finite) is a peer that lies, and would poison learned limits.
+MAX_REPORTED_SECONDS: Final = 366 * 86400.0
+
+
+def _reported_seconds(instance: object, attribute: attrs.Attribute[Any], value: float) -> None:
+    if not 0 <= value <= MAX_REPORTED_SECONDS:
+        raise ValueError(
+            f"{type(instance).__name__}.{attribute.name}={value!r}: a reported duration must "
+            f"be 0 to {MAX_REPORTED_SECONDS:g} seconds"
+        )
+
+
+def _frame_limit(instance: object, attribute: attrs.Attribute[Any], value: int) -> None:
+    if not 1024 <= value < 2**32:
+        raise ValueError(
+            f"{type(instance).__name__}.{attribute.name}={value!r}: a frame limit must be "
+            f"1024 to {2**32 - 1} bytes"
+        )
+
+
 def _task_specs(value: Iterable[TaskSpec]) -> tuple[TaskSpec, ...]:
     return tuple(value)
 
@@ -84,6 +111,7 @@ class Hello:
         host: The worker's host name.
         pid: The worker's process ID.
         capacity: What the worker owns, as a fresh capacity.
+        max_frame: The largest frame the worker accepts; the dispatcher sends no larger one.
     """
 
     protocol: int
@@ -91,6 +119,7 @@ class Hello:
     host: str
     pid: int
     capacity: Resources = attrs.field(converter=as_resources)
+    max_frame: int = attrs.field(validator=_frame_limit)
 
 
 @attrs.frozen
@@ -100,10 +129,12 @@ class Welcome:
     Attributes:
         worker_id: The worker's ID, unique among live workers, assigned by the dispatcher.
         heartbeat_interval: Seconds between the heartbeats each side sends.
+        max_frame: The largest frame the dispatcher accepts; the worker sends no larger one.
     """
 
     worker_id: str
     heartbeat_interval: float = attrs.field(validator=_positive)
+    max_frame: int = attrs.field(validator=_frame_limit)
 
 
 @attrs.frozen
@@ -149,12 +180,21 @@ class RunTasks:
     tasks: tuple[TaskSpec, ...] = attrs.field(converter=_task_specs)
 
 
+def _same_length(instance: TasksStarted, _: attrs.Attribute[Any], value: tuple[int, ...]) -> None:
+    if len(value) != len(instance.task_ids):
+        raise ValueError(
+            f"TasksStarted.attempts={value!r}: must be one per task ID ({len(instance.task_ids)})"
+        )
+
+
 @attrs.frozen
 class TasksStarted:
-    """Worker to dispatcher: these tasks started at ``at`` (the worker's ``time.time()``)."""
+    """Worker to dispatcher: these attempts of these tasks started (``attempts[i]`` is the
+    attempt of ``task_ids[i]``, so that a start reported for an attempt that moved on is
+    ignored)."""
 
     task_ids: tuple[int, ...] = attrs.field(converter=_ints)
-    at: float
+    attempts: tuple[int, ...] = attrs.field(converter=_ints, validator=_same_length)
 
 
 def _non_negative_float(instance: object, attribute: attrs.Attribute[Any], value: float) -> None:
@@ -195,9 +235,9 @@ class TaskOutcome:
         task_id: The dispatcher's ID of the task.
         attempt: The attempt this outcome belongs to (a stale attempt's outcome is ignored).
         ok: Whether ``payload`` is the pickled result (``True``) or a packed exception.
-        payload: ``dumps_payload(result)`` or ``pack_exception(exc)``.
-        started: When the task started (the worker's ``time.time()``).
-        finished: When the task ended (the worker's ``time.time()``).
+        payload: ``pack_outcome``'s bytes: the pickled result or the packed exception.
+        duration: Seconds the task ran on the worker.
+        finished: When it ended (the worker's ``time.time()``), for the event log.
         usage: What it used, when it ran in a process.
     """
 
@@ -205,8 +245,8 @@ class TaskOutcome:
     attempt: int
     ok: bool
     payload: bytes
-    started: float
-    finished: float
+    duration: float = attrs.field(validator=_reported_seconds)
+    finished: float = attrs.field(validator=_finite)
     usage: Usage | None = None
 
 
@@ -235,10 +275,17 @@ class Drain:
 
 
 @attrs.frozen
+class Draining:
+    """Worker to dispatcher: it is leaving soon (its walltime ends): place nothing more on it."""
+
+    reason: str
+
+
+@attrs.frozen
 class Heartbeat:
     """Either side: still alive; ``sent`` is the sender's ``time.time()``."""
 
-    sent: float
+    sent: float = attrs.field(validator=_finite)
 
 
 @attrs.frozen
@@ -287,6 +334,7 @@ Message: TypeAlias = (
     | TasksFinished
     | CancelTasks
     | Drain
+    | Draining
     | Heartbeat
     | Goodbye
     | QueryStatus
@@ -305,6 +353,7 @@ MESSAGE_TYPES: Final[tuple[type[Message], ...]] = (
     TasksFinished,
     CancelTasks,
     Drain,
+    Draining,
     Heartbeat,
     Goodbye,
     QueryStatus,

@@ -1,4 +1,8 @@
-"""The remote worker: connects to a dispatcher, authenticates, and runs what it is sent."""
+"""The remote worker: connects to a dispatcher, authenticates, and runs what it is sent.
+
+Its tasks run in the same ``LocalWorker`` as the embedded worker's; only the reporter differs:
+here it coalesces starts and results into batches that the connection's outbox sends.
+"""
 
 from __future__ import annotations
 
@@ -8,26 +12,29 @@ import os
 import socket
 import ssl
 import time
-from collections.abc import Callable
 from typing import Any
 
 import attrs
 import outcome
 import trio
 
-from .._exceptions import GrainlikeError, ProtocolError
+from .._exceptions import ConfigError, GrainlikeError, ProtocolError, TaskFailedError
 from ..resource import Resources, WTime
+from ..resource._units import format_seconds
 from ..wire import (
+    DEFAULT_MAX_FRAME,
     PROTOCOL_VERSION,
     Call,
     CallUnpacker,
     CancelTasks,
     Drain,
+    Draining,
     FramedStream,
     Goodbye,
     Heartbeat,
     Hello,
-    Pulse,
+    Message,
+    Outbox,
     Refused,
     RunTasks,
     Silence,
@@ -36,39 +43,71 @@ from ..wire import (
     TasksStarted,
     Usage,
     Welcome,
-    authenticate_as_worker,
     decode,
     encode,
-    let_batch_grow,
+    open_connection,
+    pack_exception,
     pack_outcome,
 )
 from ._local import LocalWorker
 
-__all__ = ["WorkerOptions", "serve_worker"]
+__all__ = ["Departure", "WorkerOptions", "serve_worker"]
 
 log = logging.getLogger("grainlike.worker")
 
 
+def _seconds(_: object, attribute: attrs.Attribute[Any], value: float) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < math.inf:
+        raise ConfigError(
+            f"--{attribute.name.replace('_', '-')} {value!r}: give seconds, 0 or more"
+        )
+
+
+def _frame_limit(_: object, attribute: attrs.Attribute[Any], value: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1024 <= value < 2**32:
+        raise ConfigError(f"--max-frame {value!r}: give 1024 to {2**32 - 1} bytes")
+
+
 @attrs.frozen
 class WorkerOptions:
-    """How a remote worker behaves.
+    """How a remote worker behaves; every value is checked here (``ConfigError``).
 
-    ``drain_margin``: with a finite walltime, stop taking tasks this many seconds before the end
-    and leave once the running ones finish; ``exit_margin``: leave regardless this many seconds
-    before the end (the dispatcher re-runs what was still running elsewhere).
+    Attributes:
+        name: The worker's requested id (default: the host name).
+        connect_timeout: Seconds to keep trying to reach the dispatcher.
+        heartbeat_timeout: Seconds of silence from the dispatcher after which it is gone.
+        drain_margin: With a finite walltime, stop taking tasks this many seconds before the
+            end and leave once the running ones finish.
+        exit_margin: Leave regardless this many seconds before the end (the dispatcher runs
+            what was still running elsewhere).
+        enforce_memory: Kill processes over their task's ``Memory``.
+        max_frame: The largest frame in bytes this side accepts.
     """
 
     name: str = ""
-    connect_timeout: float = 60.0
-    heartbeat_timeout: float = 10.0
-    drain_margin: float = 60.0
-    exit_margin: float = 10.0
+    connect_timeout: float = attrs.field(default=60.0, validator=_seconds)
+    heartbeat_timeout: float = attrs.field(default=10.0, validator=_seconds)
+    drain_margin: float = attrs.field(default=60.0, validator=_seconds)
+    exit_margin: float = attrs.field(default=10.0, validator=_seconds)
     enforce_memory: bool = False
-    max_frame: int = 64 * 2**20
+    max_frame: int = attrs.field(default=DEFAULT_MAX_FRAME, validator=_frame_limit)
+
+
+@attrs.frozen
+class Departure:
+    """Why a worker stopped; ``lost`` when the dispatcher went away unannounced."""
+
+    reason: str
+    lost: bool = False
+
+    def __str__(self) -> str:
+        return self.reason
 
 
 @attrs.frozen
 class _Received:
+    """A task as the worker is handed it (what ``LocalWorker`` reads of an assignment)."""
+
     id: int
     attempt: int
     work: Call
@@ -78,23 +117,19 @@ class _Received:
 
 
 @attrs.define(eq=False)
-class _Outbox:
-    """The reporter of a remote worker: batches what the worker says to the dispatcher.
+class _Reports:
+    """The remote worker's reporter: coalesces starts and results until the outbox sends.
 
-    A task that ends before its start was sent is reported once, by its outcome (which
-    carries its start time).
+    A task that ends before its start was sent is reported once, by its outcome.
     """
 
-    started: dict[int, None] = attrs.field(factory=dict)
+    outbox: Outbox
+    started: dict[int, int] = attrs.field(factory=dict)
     finished: list[TaskOutcome] = attrs.field(factory=list)
-    start_times: dict[int, float] = attrs.field(factory=dict)
-    goodbye: str | None = None
-    _wake: trio.Event = attrs.field(factory=trio.Event)
 
     def task_started(self, worker_id: str, task_id: int, attempt: int) -> None:
-        self.started[task_id] = None
-        self.start_times[task_id] = time.time()
-        self._wake.set()
+        self.started[task_id] = attempt
+        self.outbox.poke()
 
     def task_done(
         self,
@@ -105,81 +140,40 @@ class _Outbox:
         duration: float,
         usage: Usage | None = None,
     ) -> None:
-        finished = time.time()
         self.started.pop(task_id, None)
-        started = self.start_times.pop(task_id, finished - duration)
+        ok, payload = pack_outcome(result)
         self.finished.append(
-            TaskOutcome(task_id, attempt, *pack_outcome(result), started, finished, usage)
+            TaskOutcome(task_id, attempt, ok, payload, max(0.0, duration), time.time(), usage)
         )
-        self._wake.set()
+        self.outbox.poke()
 
     def remove_worker(self, worker_id: str, reason: str, *, lost: bool = True) -> None:
-        self.goodbye = reason
-        self._wake.set()
+        self.outbox.post(Goodbye(reason))
 
-    def post(self) -> None:
-        self._wake.set()
+    def backlog(self) -> int:
+        return len(self.started) + len(self.finished)
 
-    async def send_loop(
-        self,
-        framed: FramedStream,
-        heartbeat_interval: float,
-        extra: list[Any],
-        busy: Callable[[], bool],
-    ) -> None:
-        """Send started/finished batches as they come, a heartbeat when idle, Goodbye last.
-
-        While ``busy()`` says more tasks are under way, a batch may grow before it is sent;
-        the result of a worker's last task goes at once.
-        """
-        pulse = Pulse(heartbeat_interval)
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(pulse.beat, self.post)
-            await self._send(framed, extra, busy, pulse)
-            nursery.cancel_scope.cancel()
-
-    async def _send(
-        self, framed: FramedStream, extra: list[Any], busy: Callable[[], bool], pulse: Pulse
-    ) -> None:
-        while True:
-            await self._wake.wait()
-            self._wake = trio.Event()
-            if (self.finished or self.started) and busy():
-                await let_batch_grow(lambda: len(self.finished) + len(self.started))
-            messages: list[Any] = [*extra]
-            extra.clear()
-            if self.started:
-                messages.append(TasksStarted(tuple(self.started), time.time()))
-                self.started = {}
-            if self.finished:
-                messages.append(TasksFinished(tuple(self.finished)))
-                self.finished = []
-            if self.goodbye is not None:
-                messages.append(Goodbye(self.goodbye))
-            if not messages:
-                messages.append(Heartbeat(time.time()))
-            try:
-                await framed.send_many([encode(m) for m in messages])
-            except (trio.BrokenResourceError, trio.ClosedResourceError):
-                return  # the dispatcher is gone; the receiving side says so
-            pulse.sent()
-            if self.goodbye is not None:
-                return
+    def flush(self) -> list[Message]:
+        messages: list[Message] = []
+        if self.started:
+            started, self.started = self.started, {}
+            messages.append(TasksStarted(tuple(started), tuple(started.values())))
+        if self.finished:
+            messages.append(TasksFinished(tuple(self.finished)))
+            self.finished = []
+        return messages
 
 
-async def _connect(host: str, port: int, timeout: float) -> trio.SocketStream:
-    deadline = trio.current_time() + timeout
-    delay = 0.1
-    while True:
-        try:
-            return await trio.open_tcp_stream(host, port)
-        except OSError as error:
-            if trio.current_time() + delay > deadline:
-                raise GrainlikeError(
-                    f"cannot reach the dispatcher at {host}:{port} within {timeout:g}s: {error}"
-                ) from None
-            await trio.sleep(delay)
-            delay = min(delay * 2, 2.0)
+def _shrink_result(message: Message, size: int, limit: int) -> list[Message]:
+    """A result too large for any frame becomes its task's failure; the worker goes on."""
+    if not isinstance(message, TasksFinished):
+        raise ProtocolError(f"a {type(message).__name__} of {size} bytes exceeds {limit}")
+    (item,) = message.outcomes
+    error = TaskFailedError(
+        f"task {item.task_id}: its result of {size} bytes exceeds the frame limit of {limit} "
+        "bytes (return large data through files, or raise --max-frame on both sides)"
+    )
+    return [TasksFinished((attrs.evolve(item, ok=False, payload=pack_exception(error)),))]
 
 
 async def serve_worker(
@@ -188,81 +182,102 @@ async def serve_worker(
     capacity: Resources,
     options: WorkerOptions | None = None,
     tls: ssl.SSLContext | None = None,
-) -> str:
+) -> Departure:
     """Join the dispatcher at ``address`` (``HOST:PORT``) and run tasks until told to leave.
 
     Returns why the worker stopped.  Raises ``AuthenticationError`` when the keys differ,
-    ``GrainlikeError`` when the dispatcher cannot be reached or refuses the worker.
+    ``GrainlikeError`` when the dispatcher cannot be reached or refuses the worker (with its
+    reason).
     """
     settings = options or WorkerOptions()
-    host, _, port = address.rpartition(":")
-    stream: trio.abc.Stream = await _connect(
-        host or "127.0.0.1", int(port), settings.connect_timeout
-    )
-    if tls is not None:
-        stream = trio.SSLStream(stream, tls, server_hostname=host or "127.0.0.1")
-    framed = FramedStream(stream, max_frame=settings.max_frame)
-    async with framed:
-        await authenticate_as_worker(framed, key)
-        name = settings.name or socket.gethostname()
-        await framed.send(
-            encode(Hello(PROTOCOL_VERSION, name, socket.gethostname(), os.getpid(), capacity))
+    async with open_connection(
+        address,
+        key,
+        tls=tls,
+        max_frame=settings.max_frame,
+        connect_timeout=settings.connect_timeout,
+    ) as framed:
+        host = socket.gethostname()
+        hello = Hello(
+            PROTOCOL_VERSION, settings.name or host, host, os.getpid(), capacity, settings.max_frame
         )
-        reply = decode(await framed.receive())
+        try:
+            await framed.send(encode(hello))
+            reply = decode(await framed.receive())
+        except (trio.EndOfChannel, trio.BrokenResourceError) as error:
+            raise GrainlikeError(
+                f"the dispatcher at {address} closed the connection before welcoming this "
+                f"worker ({type(error).__name__})"
+            ) from None
         if isinstance(reply, Refused):
             raise GrainlikeError(f"the dispatcher at {address} refused this worker: {reply.reason}")
         if not isinstance(reply, Welcome):
             raise GrainlikeError(f"the dispatcher at {address} answered {type(reply).__name__}")
+        framed.limit_sends(reply.max_frame)
         log.info("joined %s as %s with %s", address, reply.worker_id, capacity)
         return await _work(framed, reply, capacity, settings)
 
 
+#: What a dispatcher may send to a worker; anything else breaks the protocol.
+_FROM_DISPATCHER = (RunTasks, CancelTasks, Drain, Heartbeat, Goodbye)
+
+
 async def _work(
     framed: FramedStream, welcome: Welcome, capacity: Resources, settings: WorkerOptions
-) -> str:
-    outbox = _Outbox()
-    runner = LocalWorker(welcome.worker_id, outbox, settings.enforce_memory)
+) -> Departure:
+    outbox = Outbox(oversized=_shrink_result)
+    reports = _Reports(outbox)
+    runner = LocalWorker(welcome.worker_id, reports, settings.enforce_memory)
+    outbox.flush, outbox.backlog, outbox.busy = reports.flush, reports.backlog, runner.busy
     calls = CallUnpacker()
-    extra: list[Any] = []
-    reason = "the dispatcher closed the connection"
+    departure = Departure("the dispatcher was lost: it closed the connection", lost=True)
+    drained: str | None = None
     async with trio.open_nursery() as nursery:
         await nursery.start(runner.serve)
 
         async def send_then_stop() -> None:
-            await outbox.send_loop(framed, welcome.heartbeat_interval, extra, runner.busy)
+            await outbox.serve(framed, welcome.heartbeat_interval)
             nursery.cancel_scope.cancel()
 
         nursery.start_soon(send_then_stop)
         walltime = capacity.get(WTime)
         if walltime is not None and math.isfinite(walltime.remaining()):
-            nursery.start_soon(_watch_walltime, walltime, runner, outbox, extra, settings)
+            nursery.start_soon(_watch_walltime, walltime, runner, outbox, settings)
         silence = Silence(settings.heartbeat_timeout)
         try:
             with trio.CancelScope() as receiving:
                 nursery.start_soon(silence.watch, receiving)
                 while True:
-                    data = await framed.receive()
+                    message = decode(await framed.receive())
                     silence.heard()
-                    message = decode(data)
                     if isinstance(message, RunTasks):
                         runner.run_tasks(_unpack_tasks(message, calls))
                     elif isinstance(message, CancelTasks):
                         for task_id in message.task_ids:
                             runner.cancel_task(task_id)
                     elif isinstance(message, Drain):
-                        reason = f"drained: {message.reason}"
+                        drained = message.reason
                         runner.drain(message.reason)
                     elif isinstance(message, Goodbye):
-                        reason = f"the dispatcher said goodbye: {message.reason}"
+                        departure = Departure(f"the dispatcher said goodbye: {message.reason}")
                         break
-        except (trio.EndOfChannel, trio.BrokenResourceError, trio.ClosedResourceError):
+                    elif not isinstance(message, _FROM_DISPATCHER):
+                        raise ProtocolError(f"a dispatcher may not send {type(message).__name__}")
+        except trio.EndOfChannel:
             pass
+        except (trio.BrokenResourceError, trio.ClosedResourceError) as error:
+            departure = Departure(f"the dispatcher was lost: the connection broke ({error})", True)
         except ProtocolError as error:
-            reason = f"protocol error from the dispatcher: {error}"
+            departure = Departure(f"protocol error from the dispatcher: {error}", lost=True)
         if silence.expired:
-            reason = f"no word from the dispatcher for {settings.heartbeat_timeout:g}s"
+            departure = Departure(
+                f"the dispatcher was lost: no word from it for {settings.heartbeat_timeout:g}s",
+                lost=True,
+            )
         nursery.cancel_scope.cancel()
-    return (outbox.goodbye and f"left: {outbox.goodbye}") or reason
+    if outbox.farewell is not None:  # this side said goodbye: drained, or its walltime ended
+        return Departure(f"drained: {drained}" if drained else f"left: {outbox.farewell}")
+    return departure
 
 
 def _unpack_tasks(message: RunTasks, calls: CallUnpacker) -> list[_Received]:
@@ -282,14 +297,23 @@ def _unpack_tasks(message: RunTasks, calls: CallUnpacker) -> list[_Received]:
 
 
 async def _watch_walltime(
-    walltime: WTime, runner: LocalWorker, outbox: _Outbox, extra: list[Any], settings: WorkerOptions
+    walltime: WTime, runner: LocalWorker, outbox: Outbox, settings: WorkerOptions
 ) -> None:
     remaining = walltime.remaining()
-    drain_at = max(0.0, remaining - settings.drain_margin)
-    await trio.sleep(drain_at)
-    extra.append(Drain("walltime ends"))
-    outbox.post()
-    log.info("walltime ends in %.0fs: draining", walltime.remaining())
-    runner.drain("walltime ends")
+    if remaining <= settings.drain_margin:
+        log.warning(
+            "walltime left (%s) is within the drain margin (%s): this worker drains at once "
+            "and takes no task (lower --drain-margin)",
+            format_seconds(remaining),
+            format_seconds(settings.drain_margin),
+        )
+    await trio.sleep(max(0.0, remaining - settings.drain_margin))
+    reason = (
+        f"its walltime ends in {format_seconds(walltime.remaining())} "
+        f"(drain margin {format_seconds(settings.drain_margin)})"
+    )
+    outbox.post(Draining(reason))
+    log.info("%s: draining", reason)
+    runner.drain(reason)
     await trio.sleep(max(0.0, walltime.remaining() - settings.exit_margin))
-    outbox.remove_worker("", "walltime exhausted")
+    outbox.post(Goodbye("its walltime is exhausted"))

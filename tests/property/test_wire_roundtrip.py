@@ -25,9 +25,11 @@ from grainlike.resource import (
     register_kind,
 )
 from grainlike.wire import (
+    MAX_REPORTED_SECONDS,
     MESSAGE_TYPES,
     CancelTasks,
     Drain,
+    Draining,
     Goodbye,
     Heartbeat,
     Hello,
@@ -180,20 +182,26 @@ task_specs = st.builds(
     st.none() | seconds,
     st.integers(0, 100),
 )
+finite = st.floats(allow_nan=False, allow_infinity=False)
+durations = st.floats(0, MAX_REPORTED_SECONDS)
 outcomes = st.builds(
-    TaskOutcome, task_ids, st.integers(0, 100), st.booleans(), st.binary(), floats, floats
+    TaskOutcome, task_ids, st.integers(0, 100), st.booleans(), st.binary(), durations, finite
 )
+frame_limits = st.integers(1024, 2**32 - 1)
 
 STRATEGIES: dict[type[Message], st.SearchStrategy[Message]] = {
-    Hello: st.builds(Hello, int64, st.text(), st.text(), int64, resources()),
-    Welcome: st.builds(Welcome, st.text(), seconds),
+    Hello: st.builds(Hello, int64, st.text(), st.text(), int64, resources(), frame_limits),
+    Welcome: st.builds(Welcome, st.text(), seconds, frame_limits),
     Refused: st.builds(Refused, st.text()),
     RunTasks: st.builds(RunTasks, st.lists(task_specs, max_size=4)),
-    TasksStarted: st.builds(TasksStarted, st.lists(task_ids, max_size=8), floats),
+    TasksStarted: st.lists(st.tuples(task_ids, st.integers(0, 100)), max_size=8).map(
+        lambda pairs: TasksStarted([i for i, _ in pairs], [a for _, a in pairs])
+    ),
     TasksFinished: st.builds(TasksFinished, st.lists(outcomes, max_size=4)),
     CancelTasks: st.builds(CancelTasks, st.lists(task_ids, max_size=8)),
     Drain: st.builds(Drain, st.text()),
-    Heartbeat: st.builds(Heartbeat, floats),
+    Draining: st.builds(Draining, st.text()),
+    Heartbeat: st.builds(Heartbeat, finite),
     Goodbye: st.builds(Goodbye, st.text()),
     QueryStatus: st.just(QueryStatus()),
     StatusReport: st.builds(

@@ -412,4 +412,6 @@ def test_main_returning_with_tasks_still_queued_cancels_them_and_returns_its_val
 
     assert gl.run(main, stats=None) == "main's value"
     warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
-    assert warnings == ["main ended while 5 task(s) were still queued or running: they were cancelled"]
+    assert warnings == [
+        "main ended while 5 task(s) were still queued or running: they were cancelled"
+    ]

@@ -18,8 +18,8 @@ from grainlike.wire import (
     PROTOCOL_VERSION,
     FramedStream,
     Heartbeat,
-    authenticate_as_dispatcher,
-    authenticate_as_worker,
+    authenticate_as_client,
+    authenticate_as_server,
     decode,
     encode,
 )
@@ -77,7 +77,7 @@ async def test_the_same_key_authenticates_both_ways_and_messages_flow(
 ) -> None:
     d, w = framed_pair()
     outcome = await both(
-        lambda: authenticate_as_dispatcher(d, KEY), lambda: authenticate_as_worker(w, KEY)
+        lambda: authenticate_as_server(d, KEY), lambda: authenticate_as_client(w, KEY)
     )
     assert outcome == {"dispatcher": None, "worker": None}
     await w.send(encode(Heartbeat(1.5)))
@@ -90,8 +90,8 @@ async def test_a_wrong_key_on_either_side_fails_on_both_ends_without_exposing_it
 ) -> None:
     d, w = framed_pair()
     outcome = await both(
-        lambda: authenticate_as_dispatcher(d, dispatcher_key),
-        lambda: authenticate_as_worker(w, worker_key),
+        lambda: authenticate_as_server(d, dispatcher_key),
+        lambda: authenticate_as_client(w, worker_key),
     )
     for side in ("dispatcher", "worker"):
         assert_key_not_exposed(outcome[side], KEY)
@@ -112,7 +112,7 @@ async def test_the_dispatchers_own_proof_reflected_back_fails(
         await attacker.send(reply[-32:])  # the dispatcher's proof, offered as ours
         assert await attacker.receive() == b"REJECT"
 
-    outcome = await both(lambda: authenticate_as_dispatcher(d, KEY), reflect)
+    outcome = await both(lambda: authenticate_as_server(d, KEY), reflect)
     assert isinstance(outcome["dispatcher"], AuthenticationError)
     assert outcome["worker"] is None
 
@@ -137,7 +137,7 @@ async def test_a_proof_obtained_from_a_second_session_with_swapped_nonces_fails(
 
     async def session(name: str, framed: FramedStream) -> None:
         try:
-            await authenticate_as_dispatcher(framed, KEY)
+            await authenticate_as_server(framed, KEY)
         except AuthenticationError as exc:
             outcome[name] = exc
         else:
@@ -165,7 +165,7 @@ async def test_a_replayed_worker_answer_fails(autojump_clock: trio.testing.MockC
         await w.send(recorded[0])
         assert await w.receive() == b"ACCEPT"
 
-    assert await both(lambda: authenticate_as_dispatcher(d, KEY), genuine_worker) == {
+    assert await both(lambda: authenticate_as_server(d, KEY), genuine_worker) == {
         "dispatcher": None,
         "worker": None,
     }
@@ -178,7 +178,7 @@ async def test_a_replayed_worker_answer_fails(autojump_clock: trio.testing.MockC
         await replayer.send(recorded[0])
         assert await replayer.receive() == b"REJECT"
 
-    outcome = await both(lambda: authenticate_as_dispatcher(d, KEY), replay)
+    outcome = await both(lambda: authenticate_as_server(d, KEY), replay)
     assert isinstance(outcome["dispatcher"], AuthenticationError)
 
 
@@ -190,7 +190,7 @@ async def test_a_mirror_that_echoes_the_worker_is_not_a_dispatcher(
     async def echo() -> None:
         await mirror.send(await mirror.receive())
 
-    outcome = await both(echo, lambda: authenticate_as_worker(w, KEY))
+    outcome = await both(echo, lambda: authenticate_as_client(w, KEY))
     assert isinstance(outcome["worker"], AuthenticationError)
     assert "role" in str(outcome["worker"])
 
@@ -205,7 +205,7 @@ async def test_garbage_before_the_handshake_is_a_protocol_error(
     d, raw = trio.testing.memory_stream_pair()
     await raw.send_all(garbage)
     with trio.fail_after(1), pytest.raises(ProtocolError, match="not a grainlike peer"):
-        await authenticate_as_dispatcher(FramedStream(d), KEY)
+        await authenticate_as_server(FramedStream(d), KEY)
 
 
 async def test_a_worker_that_meets_garbage_gets_a_protocol_error(
@@ -220,36 +220,37 @@ async def test_a_worker_that_meets_garbage_gets_a_protocol_error(
     async with trio.open_nursery() as nursery:
         nursery.start_soon(http_server)
         with trio.fail_after(1), pytest.raises(ProtocolError, match="not a grainlike peer"):
-            await authenticate_as_worker(FramedStream(w), KEY)
+            await authenticate_as_client(FramedStream(w), KEY)
 
 
 async def test_a_version_mismatch_is_reported_on_both_ends(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
+    other = PROTOCOL_VERSION + 1
     d, future_worker = framed_pair()
 
-    async def speak_version_2() -> None:
-        await future_worker.send(greeting(b"W", secrets.token_bytes(32), version=2))
+    async def speak_another_version() -> None:
+        await future_worker.send(greeting(b"W", secrets.token_bytes(32), version=other))
         reply = await future_worker.receive()
         assert reply[:6] == MAGIC + struct.pack(">H", PROTOCOL_VERSION)
 
     with trio.fail_after(1):
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(speak_version_2)
-            with pytest.raises(ProtocolError, match="speaks grainlike protocol 2"):
-                await authenticate_as_dispatcher(d, KEY)
+            nursery.start_soon(speak_another_version)
+            with pytest.raises(ProtocolError, match=f"speaks grainlike protocol {other}"):
+                await authenticate_as_server(d, KEY)
 
     w, future_dispatcher = framed_pair()
 
-    async def answer_version_2() -> None:
+    async def answer_another_version() -> None:
         await future_dispatcher.receive()
-        await future_dispatcher.send(greeting(b"D", secrets.token_bytes(32), version=2))
+        await future_dispatcher.send(greeting(b"D", secrets.token_bytes(32), version=other))
 
     with trio.fail_after(1):
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(answer_version_2)
-            with pytest.raises(ProtocolError, match="speaks grainlike protocol 2"):
-                await authenticate_as_worker(w, KEY)
+            nursery.start_soon(answer_another_version)
+            with pytest.raises(ProtocolError, match=f"speaks grainlike protocol {other}"):
+                await authenticate_as_client(w, KEY)
 
 
 async def test_a_peer_hanging_up_mid_handshake_fails_cleanly(
@@ -262,7 +263,7 @@ async def test_a_peer_hanging_up_mid_handshake_fails_cleanly(
         await quitter.receive()
         await quitter.aclose()
 
-    outcome = await both(lambda: authenticate_as_dispatcher(d, KEY), hang_up_after_greetings)
+    outcome = await both(lambda: authenticate_as_server(d, KEY), hang_up_after_greetings)
     assert isinstance(outcome["dispatcher"], AuthenticationError)
 
     w, silent = framed_pair()
@@ -270,13 +271,13 @@ async def test_a_peer_hanging_up_mid_handshake_fails_cleanly(
     assert isinstance(stream, trio.abc.HalfCloseableStream)
     await stream.send_eof()
     with pytest.raises(ProtocolError, match="closed the connection before"):
-        await authenticate_as_worker(w, KEY)
+        await authenticate_as_client(w, KEY)
 
 
 @pytest.mark.parametrize("key", [b"", b"short"])
 async def test_a_short_key_is_refused_before_anything_is_sent(key: bytes) -> None:
     d, w = framed_pair()
     with pytest.raises(ConfigError, match="at least 16 bytes"):
-        await authenticate_as_worker(w, key)
+        await authenticate_as_client(w, key)
     with pytest.raises(ConfigError, match="at least 16 bytes"):
-        await authenticate_as_dispatcher(d, key)
+        await authenticate_as_server(d, key)

@@ -13,6 +13,7 @@ from grainlike.wire import (
     MESSAGE_TYPES,
     CancelTasks,
     Drain,
+    Draining,
     Goodbye,
     Heartbeat,
     Hello,
@@ -35,14 +36,15 @@ from grainlike.wire import (
 SPEC = TaskSpec(7, b"\x00payload\xff", Cores([2, 3]) & Memory(1), 60.0, 0)
 
 EXAMPLES: list[Message] = [
-    Hello(1, "w1", "node01", 4242, Cores(4) & Memory(8) & WTime(T=600, softT=300)),
-    Welcome("w1", 5.0),
+    Hello(1, "w1", "node01", 4242, Cores(4) & Memory(8) & WTime(T=600, softT=300), 2**26),
+    Welcome("w1", 5.0, 2**26),
     Refused("protocol 2 is not spoken here"),
     RunTasks((SPEC, TaskSpec(8, b"", Resources(), None, 2))),
-    TasksStarted((7, 8), 1700000000.5),
-    TasksFinished((TaskOutcome(7, 0, True, b"\x80result", 1.0, 2.5),)),
+    TasksStarted((7, 8), (1, 3)),
+    TasksFinished((TaskOutcome(7, 0, True, b"\x80result", 1.5, 1700000000.5),)),
     CancelTasks((7,)),
     Drain("quit w*"),
+    Draining("its walltime ends in 59s"),
     Heartbeat(1700000000.25),
     Goodbye("drained"),
     QueryStatus(),
@@ -72,7 +74,8 @@ def test_the_envelope_is_tag_and_body_with_payloads_as_binary() -> None:
 
 
 def test_a_countdown_in_hello_arrives_as_the_time_left() -> None:
-    hello = decode(encode(Hello(1, "w", "h", 1, Cores(1) & WTime(T=3600, countdown=True))))
+    capacity = Cores(1) & WTime(T=3600, countdown=True)
+    hello = decode(encode(Hello(1, "w", "h", 1, capacity, 2**26)))
     assert isinstance(hello, Hello)
     assert 3590 < hello.capacity[WTime].remaining() <= 3600
 
@@ -92,10 +95,16 @@ def test_lists_become_tuples_and_a_single_kind_becomes_resources() -> None:
 @pytest.mark.parametrize(
     "build",
     [
-        lambda: Welcome("w", 0.0),
-        lambda: Welcome("w", float("nan")),
+        lambda: Welcome("w", 0.0, 2**26),
+        lambda: Welcome("w", float("nan"), 2**26),
+        lambda: Welcome("w", 1.0, 100),
         lambda: TaskSpec(1, b"", Cores(1), -1.0, 0),
         lambda: TaskSpec(1, b"", Cores(1), None, -1),
+        lambda: TasksStarted((1, 2), (1,)),
+        lambda: TaskOutcome(1, 1, True, b"", float("inf"), 0.0),
+        lambda: TaskOutcome(1, 1, True, b"", -1.0, 0.0),
+        lambda: TaskOutcome(1, 1, True, b"", 1.0, float("nan")),
+        lambda: Heartbeat(float("inf")),
     ],
 )
 def test_invalid_values_are_refused_at_construction(build: Any) -> None:
@@ -131,14 +140,22 @@ GOOD_SPEC = {"task_id": 1, "payload": b"", "allocation": [], "hard_limit": None,
         (pack(["Heartbeat", {}]), "malformed Heartbeat"),
         (pack(["Heartbeat", {"sent": 1.0, "extra": 1}]), "malformed Heartbeat"),
         (pack(["Heartbeat", [1.0]]), "malformed Heartbeat"),
-        (pack(["Welcome", {"worker_id": "w", "heartbeat_interval": -1.0}]), "must be positive"),
+        (
+            pack(["Welcome", {"worker_id": "w", "heartbeat_interval": -1.0, "max_frame": 2**26}]),
+            "must be positive",
+        ),
+        (
+            pack(["Welcome", {"worker_id": "w", "heartbeat_interval": 1.0, "max_frame": 10}]),
+            "a frame limit must be",
+        ),
         (pack(["RunTasks", {"tasks": [dict(GOOD_SPEC, payload="text")]}]), "expected bytes"),
         (pack(["RunTasks", {"tasks": [dict(GOOD_SPEC, task_id=1.0)]}]), "expected int"),
         (pack(["RunTasks", {"tasks": [dict(GOOD_SPEC, allocation=[["x", {}]])]}]), "'x'"),
         (pack(["TasksFinished", {"outcomes": "abc"}]), "expected a list"),
         (pack(["StatusReport", {"text": "", "data": {1: 2}}]), "not valid msgpack"),
         (pack(["StatusReport", {"text": "", "data": [1]}]), "string keys"),
-        (pack(["TasksStarted", {"task_ids": [1, True], "at": 0.0}]), "expected int"),
+        (pack(["TasksStarted", {"task_ids": [1, True], "attempts": [1, 1]}]), "expected int"),
+        (pack(["TasksStarted", {"task_ids": [1, 2], "attempts": [1]}]), "one per task ID"),
     ],
 )
 def test_decode_turns_anything_malformed_into_a_protocol_error(data: bytes, match: str) -> None:

@@ -12,8 +12,8 @@ from grainlike import ConfigError
 from grainlike.wire import (
     FramedStream,
     Goodbye,
-    authenticate_as_dispatcher,
-    authenticate_as_worker,
+    authenticate_as_client,
+    authenticate_as_server,
     decode,
     encode,
     tls_client_context,
@@ -45,7 +45,7 @@ async def test_the_handshake_and_messages_cross_tls_over_tcp(pki: tuple[Path, Pa
         raw = await listeners[0].accept()
         tls = trio.SSLStream(raw, tls_server_context(cert, key), server_side=True)
         framed = FramedStream(tls)
-        await authenticate_as_dispatcher(framed, KEY)
+        await authenticate_as_server(framed, KEY)
         await framed.send(encode(Goodbye("over TLS")))
         await framed.aclose()
 
@@ -55,7 +55,7 @@ async def test_the_handshake_and_messages_cross_tls_over_tcp(pki: tuple[Path, Pa
             raw = await trio.open_tcp_stream("127.0.0.1", port)
             tls = trio.SSLStream(raw, tls_client_context(cafile), server_hostname="127.0.0.1")
             framed = FramedStream(tls)
-            await authenticate_as_worker(framed, KEY)
+            await authenticate_as_client(framed, KEY)
             assert decode(await framed.receive()) == Goodbye("over TLS")
             await framed.aclose()
     await listeners[0].aclose()

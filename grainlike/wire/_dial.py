@@ -1,0 +1,101 @@
+"""Dialling a dispatcher: the address, TCP (with retries), TLS, framing and authentication.
+
+Workers and the ``status``/``quit`` clients connect the same way, so they share this one dial.
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import trio
+
+from .._exceptions import ConfigError, GrainlikeError
+from ._auth import authenticate_as_client
+from ._framing import DEFAULT_MAX_FRAME, FramedStream
+
+__all__ = ["open_connection", "parse_address"]
+
+
+def parse_address(text: str) -> tuple[str, int]:
+    """``(host, port)`` of ``HOST:PORT`` (``[::1]:4242`` for IPv6; an empty host is all
+    interfaces when listening, this machine when connecting).
+
+    Raises:
+        ConfigError: ``text`` is not ``HOST:PORT`` with a port of 0 to 65535.
+    """
+    host, colon, port = text.rpartition(":")
+    if not colon or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ConfigError(f"{text!r}: give an address as HOST:PORT, e.g. 127.0.0.1:4242")
+    host = host.strip()
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    return host, int(port)
+
+
+async def _tcp(host: str, port: int, connect_timeout: float) -> trio.SocketStream:
+    """A TCP stream to ``host:port``, retrying with backoff for ``connect_timeout`` seconds."""
+    deadline = trio.current_time() + connect_timeout
+    delay = 0.1
+    while True:
+        try:
+            return await trio.open_tcp_stream(host, port)
+        except OSError as error:
+            if trio.current_time() + delay > deadline:
+                waited = f" within {connect_timeout:g}s" if connect_timeout > 0 else ""
+                reason = error.strerror or str(error)
+                raise GrainlikeError(
+                    f"cannot reach the dispatcher at {host}:{port}{waited}: {reason}"
+                ) from None
+            await trio.sleep(delay)
+            delay = min(delay * 2, 2.0)
+
+
+@asynccontextmanager
+async def open_connection(
+    address: str,
+    key: bytes,
+    *,
+    tls: ssl.SSLContext | None = None,
+    server_hostname: str | None = None,
+    max_frame: int = DEFAULT_MAX_FRAME,
+    connect_timeout: float = 0.0,
+    handshake_timeout: float = 30.0,
+) -> AsyncIterator[FramedStream]:
+    """An authenticated frame stream to the dispatcher at ``address`` (``HOST:PORT``).
+
+    Args:
+        address: Where the dispatcher listens.
+        key: The shared key.
+        tls: A client TLS context, to wrap the stream before authenticating.
+        server_hostname: The name the TLS certificate is checked against (default the host).
+        max_frame: The largest frame this side accepts.
+        connect_timeout: Seconds to keep trying while the dispatcher is not there yet.
+        handshake_timeout: Seconds the dispatcher has to complete the handshake.
+
+    Raises:
+        ConfigError: ``address`` is malformed.
+        GrainlikeError: the dispatcher cannot be reached.
+        AuthenticationError: the keys differ.
+        ProtocolError: the peer is not a grainlike dispatcher of this protocol version.
+    """
+    host, port = parse_address(address)
+    host = host or "127.0.0.1"
+    stream: trio.abc.Stream = await _tcp(host, port, connect_timeout)
+    if tls is not None:
+        stream = trio.SSLStream(stream, tls, server_hostname=server_hostname or host)
+    async with FramedStream(stream, max_frame=max_frame) as framed:
+        try:
+            with trio.fail_after(handshake_timeout):
+                await authenticate_as_client(framed, key)
+        except trio.TooSlowError:
+            raise GrainlikeError(
+                f"the dispatcher at {address} did not complete the handshake within "
+                f"{handshake_timeout:g}s"
+            ) from None
+        except (trio.BrokenResourceError, ssl.SSLError) as error:
+            raise GrainlikeError(
+                f"the connection to the dispatcher at {address} broke during the handshake: {error}"
+            ) from None
+        yield framed
