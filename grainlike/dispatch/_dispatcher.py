@@ -118,6 +118,7 @@ class Dispatcher:
     _workers_version: int = 0
     _learned_seen: int = -1
     _no_worker_since: float | None = None
+    _last_departure: str = ""
     completed: int = 0
 
     def __attrs_post_init__(self) -> None:
@@ -207,6 +208,7 @@ class Dispatcher:
         self._workers_version += 1
         if not len(self._workers):
             self._no_worker_since = trio.current_time()
+        self._last_departure = f"{worker_id} left: {reason}"
         self._pipelines.forget_worker(state)
         if self._reservation is not None and self._reservation.worker is state:
             self._reservation = None
@@ -226,8 +228,11 @@ class Dispatcher:
             elif task.lost >= self.config.max_retries:
                 self._end(task)
                 error = WorkerLostError(
-                    f"task {task.id} ({task.name}): worker {worker_id} was lost ({reason}) and "
-                    f"the task was retried {self.config.max_retries} times"
+                    f"task {task.id} ({task.name}): {task.lost + 1} workers were lost while "
+                    f"running it, the last {worker_id} ({reason}), and it was retried "
+                    f"{self.config.max_retries} times (max_retries); a task that kills its "
+                    "worker (os._exit or a crash in an async task, or one that blocks the event "
+                    "loop past the heartbeat timeout) looks like this"
                 )
                 self._finish(task, outcome.Error(error), worker=worker_id)
             else:
@@ -582,6 +587,7 @@ class Dispatcher:
             self._reservation,
             trio.current_time(),
             no_worker_since=self._no_worker_since,
+            last_departure=self._last_departure,
         )
 
     def pending(self, limit: int = 5) -> list[Task]:

@@ -65,6 +65,7 @@ def explain(
     now: float,
     *,
     no_worker_since: float | None = None,
+    last_departure: str = "",
 ) -> str:
     """Why ``task`` waits, or where it runs (for ``gl.explain`` and ``grainlike status``)."""
     who = f"task {task.id} ({task.name})"
@@ -79,10 +80,12 @@ def explain(
         ending = " (cancelled; its worker is stopping it)" if task.result is not None else ""
         return f"{who} runs on {task.worker} with {task.allocation}{ending}"
     if not len(workers):
-        since = ""
+        since = []
         if no_worker_since is not None:
-            since = f" (for {format_seconds(now - no_worker_since)})"
-        return f"{who} waits: no worker is connected{since}"
+            since.append(f"for {format_seconds(now - no_worker_since)}")
+        if last_departure:
+            since.append(f"the last one, {last_departure}")
+        return f"{who} waits: no worker is connected" + (f" ({'; '.join(since)})" if since else "")
     worker_part, pool_part = pools.split(task.request)
     reasons = []
     if pool_part is not None:

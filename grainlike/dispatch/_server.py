@@ -63,7 +63,7 @@ from ._dispatcher import Dispatcher
 from ._records import Task
 from ._status import status_report
 
-__all__ = ["RemoteLink", "ServerConfig", "serve_workers"]
+__all__ = ["Connections", "RemoteLink", "ServerConfig", "serve_workers"]
 
 log = logging.getLogger("grainlike.dispatcher")
 
@@ -195,6 +195,99 @@ def _fail_oversized(dispatcher: Dispatcher, worker_id: str) -> Callable[..., lis
     return oversized
 
 
+@attrs.define(eq=False)
+class Connections:
+    """Handles each connection to a dispatcher: authenticates it and serves what it asks.
+
+    ``handle`` takes any trio stream (TCP, TLS, or an in-memory one in tests).
+    """
+
+    dispatcher: Dispatcher
+    key: bytes
+    settings: ServerConfig = attrs.field(factory=ServerConfig)
+    _calls: CallPacker = attrs.field(factory=CallPacker)
+    _warnings: _Warnings = attrs.field(factory=_Warnings)
+    _pending: int = 0  # connections still authenticating
+
+    async def handle(self, stream: trio.abc.Stream) -> None:
+        """Serve one connection until it ends."""
+        peer = _peer_name(stream)
+        if self._pending >= self.settings.max_pending_handshakes:
+            self._warnings.warn(
+                "busy",
+                "closed a connection from %s: %d handshakes are already pending",
+                peer,
+                self._pending,
+            )
+            await trio.aclose_forcefully(stream)
+            return
+        framed = FramedStream(stream, max_frame=self.settings.max_frame)
+        async with framed:
+            first = await self._handshake(framed, peer)
+            if isinstance(first, Hello):
+                await _serve_worker(
+                    self.dispatcher, framed, first, self.settings, self._calls, peer
+                )
+            elif isinstance(first, QueryStatus):
+                report = status_report(self.dispatcher)
+                await framed.send(encode(StatusReport(report.text, report.data)))
+            elif isinstance(first, QuitWorkers):
+                matched = self.dispatcher.drain_workers(first.pattern)
+                await framed.send(encode(QuitAcknowledged(tuple(matched))))
+            elif first is not None:
+                log.warning(
+                    "closed connection from %s: a %s cannot open a connection",
+                    peer,
+                    type(first).__name__,
+                )
+
+    async def accept(self, listener: trio.abc.Listener[Any], nursery: trio.Nursery) -> None:
+        """Accept connections from ``listener`` and handle each in ``nursery``.
+
+        Running out of file descriptors (or buffers) is waited out with one warning line
+        now and then, not a traceback per attempt.
+        """
+        async with listener:
+            while True:
+                try:
+                    stream = await listener.accept()
+                except OSError as error:
+                    if error.errno not in _RESOURCE_ERRNOS:
+                        raise
+                    self._warnings.warn(
+                        "accept", "cannot accept connections now (%s): retrying", error.strerror
+                    )
+                    await trio.sleep(0.1)
+                    continue
+                nursery.start_soon(self.handle, stream)
+
+    async def _handshake(self, framed: FramedStream, peer: str) -> Message | None:
+        """Authenticate the peer and read its first message (``None`` when it failed)."""
+        self._pending += 1
+        authenticated = False
+        try:
+            with trio.fail_after(self.settings.handshake_timeout):
+                await authenticate_as_server(framed, self.key)
+                authenticated = True
+                return decode(await framed.receive(max_size=HELLO_LIMIT))
+        except trio.TooSlowError:
+            reason = f"no handshake within {self.settings.handshake_timeout:g}s"
+            self._warnings.warn("refused", "refused connection from %s: %s", peer, reason)
+        except (AuthenticationError, ProtocolError, trio.EndOfChannel) as error:
+            reason = str(error) or "it closed the connection during the handshake"
+            self._warnings.warn("refused", "refused connection from %s: %s", peer, reason)
+            if authenticated and isinstance(error, ProtocolError):
+                # It holds the key, so it may hear why (e.g. a kind not registered here).
+                await _refuse(framed, f"its first message is malformed: {error}")
+        except (trio.BrokenResourceError, trio.ClosedResourceError) as error:
+            self._warnings.warn(
+                "broke", "connection from %s broke during the handshake: %s", peer, error
+            )
+        finally:
+            self._pending -= 1
+        return None
+
+
 async def serve_workers(
     dispatcher: Dispatcher,
     listen: str,
@@ -209,104 +302,16 @@ async def serve_workers(
     Reports the bound (host, port) through ``task_status``.
     """
     host, port = parse_address(listen)
-    settings = config or ServerConfig()
-    calls = CallPacker()
-    warnings = _Warnings()
+    connections = Connections(dispatcher, key, config or ServerConfig())
     sockets = await trio.open_tcp_listeners(port, host=host or None)
     address = sockets[0].socket.getsockname()
     listeners: list[trio.abc.Listener[Any]] = list(sockets)
     if tls is not None:
         listeners = [trio.SSLListener(listener, tls) for listener in sockets]
-    pending = [0]  # connections still authenticating
-
-    async def handle(stream: trio.abc.Stream) -> None:
-        if pending[0] >= settings.max_pending_handshakes:
-            warnings.warn(
-                "busy",
-                "closed a connection from %s: %d handshakes are already pending",
-                _peer_name(stream),
-                pending[0],
-            )
-            await trio.aclose_forcefully(stream)
-            return
-        await _handle_connection(dispatcher, stream, key, settings, calls, warnings, pending)
-
     async with trio.open_nursery() as nursery:
         for listener in listeners:
-            nursery.start_soon(_accept, listener, handle, nursery, warnings)
+            nursery.start_soon(connections.accept, listener, nursery)
         task_status.started((address[0], address[1]))
-
-
-async def _accept(
-    listener: trio.abc.Listener[Any],
-    handle: Callable[[trio.abc.Stream], Any],
-    nursery: trio.Nursery,
-    warnings: _Warnings,
-) -> None:
-    async with listener:
-        while True:
-            try:
-                stream = await listener.accept()
-            except OSError as error:
-                if error.errno not in _RESOURCE_ERRNOS:
-                    raise
-                warnings.warn(
-                    "accept", "cannot accept connections now (%s): retrying", error.strerror
-                )
-                await trio.sleep(0.1)
-                continue
-            nursery.start_soon(handle, stream)
-
-
-async def _handle_connection(
-    dispatcher: Dispatcher,
-    stream: trio.abc.Stream,
-    key: bytes,
-    settings: ServerConfig,
-    calls: CallPacker,
-    warnings: _Warnings,
-    pending: list[int],
-) -> None:
-    peer = _peer_name(stream)
-    framed = FramedStream(stream, max_frame=settings.max_frame)
-    async with framed:
-        pending[0] += 1
-        authenticated = False
-        try:
-            with trio.fail_after(settings.handshake_timeout):
-                await authenticate_as_server(framed, key)
-                authenticated = True
-                first = decode(await framed.receive(max_size=HELLO_LIMIT))
-        except trio.TooSlowError:
-            reason = f"no handshake within {settings.handshake_timeout:g}s"
-            warnings.warn("refused", "refused connection from %s: %s", peer, reason)
-            return
-        except (AuthenticationError, ProtocolError, trio.EndOfChannel) as error:
-            reason = str(error) or "it closed the connection during the handshake"
-            warnings.warn("refused", "refused connection from %s: %s", peer, reason)
-            if authenticated and isinstance(error, ProtocolError):
-                # It holds the key, so it may hear why (e.g. a kind not registered here).
-                await _refuse(framed, f"its first message is malformed: {error}")
-            return
-        except (trio.BrokenResourceError, trio.ClosedResourceError) as error:
-            warnings.warn("broke", "connection from %s broke during the handshake: %s", peer, error)
-            return
-        finally:
-            pending[0] -= 1
-        if isinstance(first, Hello):
-            await _serve_worker(dispatcher, framed, first, settings, calls, peer)
-        elif isinstance(first, QueryStatus):
-            report = status_report(dispatcher)
-            await framed.send(encode(StatusReport(report.text, report.data)))
-        elif isinstance(first, QuitWorkers):
-            matched = dispatcher.drain_workers(first.pattern)
-            await framed.send(encode(QuitAcknowledged(tuple(matched))))
-        else:
-            log.warning(
-                "closed connection from %s: a %s cannot open a connection",
-                peer,
-                type(first).__name__,
-            )
 
 
 async def _refuse(framed: FramedStream, reason: str) -> None:
@@ -401,17 +406,23 @@ async def _receive_from_worker(
 
     Returns why it ended and whether the worker counts as lost (its running tasks retried).
     """
+    ran_any = False
     try:
         while True:
             data = await framed.receive()
             silence.heard()
             message = decode(data)
             if isinstance(message, TasksFinished):
+                ran_any = True
                 _finished(dispatcher, worker_id, message)
             elif isinstance(message, TasksStarted):
                 for task_id, attempt in zip(message.task_ids, message.attempts, strict=True):
                     dispatcher.task_started(worker_id, task_id, attempt)
             elif isinstance(message, Draining):
+                if not ran_any:
+                    log.warning(
+                        "worker %s drains before running any task: %s", worker_id, message.reason
+                    )
                 dispatcher.stop_placing(worker_id, message.reason)
             elif isinstance(message, Goodbye):
                 return message.reason, dispatcher.has_running(worker_id)

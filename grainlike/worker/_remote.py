@@ -197,25 +197,32 @@ async def serve_worker(
         max_frame=settings.max_frame,
         connect_timeout=settings.connect_timeout,
     ) as framed:
-        host = socket.gethostname()
-        hello = Hello(
-            PROTOCOL_VERSION, settings.name or host, host, os.getpid(), capacity, settings.max_frame
-        )
-        try:
-            await framed.send(encode(hello))
-            reply = decode(await framed.receive())
-        except (trio.EndOfChannel, trio.BrokenResourceError) as error:
-            raise GrainlikeError(
-                f"the dispatcher at {address} closed the connection before welcoming this "
-                f"worker ({type(error).__name__})"
-            ) from None
-        if isinstance(reply, Refused):
-            raise GrainlikeError(f"the dispatcher at {address} refused this worker: {reply.reason}")
-        if not isinstance(reply, Welcome):
-            raise GrainlikeError(f"the dispatcher at {address} answered {type(reply).__name__}")
-        framed.limit_sends(reply.max_frame)
-        log.info("joined %s as %s with %s", address, reply.worker_id, capacity)
-        return await _work(framed, reply, capacity, settings)
+        return await join(framed, capacity, settings, address)
+
+
+async def join(
+    framed: FramedStream, capacity: Resources, settings: WorkerOptions, address: str
+) -> Departure:
+    """Join the dispatcher at the other end of an authenticated ``framed``; run its tasks."""
+    host = socket.gethostname()
+    hello = Hello(
+        PROTOCOL_VERSION, settings.name or host, host, os.getpid(), capacity, settings.max_frame
+    )
+    try:
+        await framed.send(encode(hello))
+        reply = decode(await framed.receive())
+    except (trio.EndOfChannel, trio.BrokenResourceError) as error:
+        raise GrainlikeError(
+            f"the dispatcher at {address} closed the connection before welcoming this worker "
+            f"({type(error).__name__})"
+        ) from None
+    if isinstance(reply, Refused):
+        raise GrainlikeError(f"the dispatcher at {address} refused this worker: {reply.reason}")
+    if not isinstance(reply, Welcome):
+        raise GrainlikeError(f"the dispatcher at {address} answered {type(reply).__name__}")
+    framed.limit_sends(reply.max_frame)
+    log.info("joined %s as %s with %s", address, reply.worker_id, capacity)
+    return await _work(framed, reply, capacity, settings)
 
 
 #: What a dispatcher may send to a worker; anything else breaks the protocol.
