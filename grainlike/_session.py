@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ipaddress
+import logging
 import os
 import socket
 import ssl
@@ -31,6 +33,8 @@ from .worker import LocalWorker
 __all__ = ["Session", "current_session", "exec1", "explain", "gather", "open_session", "run"]
 
 T = TypeVar("T")
+
+log = logging.getLogger("grainlike.session")
 
 _SESSION: ContextVar[Session] = ContextVar("grainlike_session")
 
@@ -145,6 +149,13 @@ async def open_session(
                     serve_workers, dispatcher, listen, key or default_key(), tls, server
                 )
                 session.address = f"{host}:{port}"
+                if tls is None and not ipaddress.ip_address(host.partition("%")[0]).is_loopback:
+                    log.warning(
+                        "listening on %s without TLS: anyone on the network path can read "
+                        "tasks and results and, relaying the key handshake, send tasks of "
+                        "their own; use TLS (grainlike run --tls auto, see docs/protocol.md)",
+                        session.address,
+                    )
             if local:
                 capacity = await trio.to_thread.run_sync(_local_capacity, resources)
                 worker_id = dispatcher.unique_worker_id(name or f"local-{socket.gethostname()}")

@@ -9,11 +9,12 @@ import logging
 import os
 import runpy
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, cast
 
-from ._exceptions import ConfigError, GrainlikeError
+from ._exceptions import AuthenticationError, ConfigError, GrainlikeError
 
 __all__ = ["main"]
 
@@ -83,20 +84,95 @@ def _cmd_run(args: argparse.Namespace) -> int:
         options["key"] = _key(args.key_file)
         options["unsatisfiable_grace"] = args.grace
         options["max_frame"] = args.max_frame
-        if args.tls_cert is not None:
-            from .wire import tls_server_context
-
-            options["tls"] = tls_server_context(args.tls_cert, args.tls_key)
-    elif args.tls_cert is not None:
-        raise ConfigError("--tls-cert needs --listen: TLS protects connections from workers")
+        options["tls"] = _tls_server(args)
+    elif args.tls is not None or args.tls_cert is not None:
+        flag = "--tls" if args.tls is not None else "--tls-cert"
+        raise ConfigError(f"{flag} needs --listen: TLS protects connections from workers")
     run(main, **options)
     return 0
 
 
-def _tls_client(cafile: str | None) -> Any:
-    from .wire import tls_client_context
+def _tls_directory(key_file: str | None) -> Path:
+    """Where ``--tls auto`` keeps the dispatcher's certificate: next to the key file."""
+    from ._session import DEFAULT_KEY_FILE
 
-    return tls_client_context(cafile) if cafile else None
+    return Path(key_file).absolute().parent if key_file is not None else DEFAULT_KEY_FILE.parent
+
+
+def _tls_server(args: argparse.Namespace) -> Any:
+    """``grainlike run``'s TLS context: ``--tls auto``, ``--tls CERT`` or ``--tls-cert``."""
+    from .wire import certificate_fingerprint, ensure_self_signed, tls_server_context
+
+    if args.tls is not None and args.tls_cert is not None:
+        raise ConfigError("give --tls or --tls-cert, not both")
+    if args.tls != "auto":
+        cert = args.tls if args.tls is not None else args.tls_cert
+        return tls_server_context(cert, args.tls_key) if cert is not None else None
+    if args.tls_key is not None:
+        raise ConfigError("--tls-key goes with --tls CERT: --tls auto makes its own key")
+    cert, key = ensure_self_signed(_tls_directory(args.key_file))
+    fingerprint = certificate_fingerprint(cert)
+    print(
+        f"grainlike run: TLS certificate {cert} ({fingerprint}); workers pin it with --tls auto "
+        f"and the same key file, or with --tls-fingerprint {fingerprint}",
+        file=sys.stderr,
+    )
+    return tls_server_context(cert, key)
+
+
+def _tls_client(args: argparse.Namespace) -> Any:
+    """The TLS context of a worker or client: a pinned certificate, or a CA; else none."""
+    from .wire import (
+        TLS_CERT_NAME,
+        certificate_fingerprint,
+        tls_client_context,
+        tls_client_context_pinned,
+    )
+
+    given = [
+        flag
+        for flag, value in (
+            ("--tls", args.tls),
+            ("--tls-fingerprint", args.tls_fingerprint),
+            ("--tls-ca", args.tls_ca),
+        )
+        if value is not None
+    ]
+    if len(given) > 1:
+        raise ConfigError(f"give one of --tls, --tls-fingerprint and --tls-ca, not {given}")
+    if args.tls_fingerprint is not None:
+        return tls_client_context_pinned(args.tls_fingerprint)
+    if args.tls_ca is not None:
+        return tls_client_context(args.tls_ca)
+    if args.tls is None:
+        return None
+    cert = Path(args.tls)
+    if args.tls == "auto":
+        cert = _tls_directory(args.key_file) / TLS_CERT_NAME
+        if not cert.exists():
+            raise ConfigError(
+                f"--tls auto: no dispatcher certificate at {cert}; start the dispatcher with "
+                "`grainlike run --tls auto` and the same key file first, or pass "
+                "--tls-fingerprint"
+            )
+    return tls_client_context_pinned(certificate_fingerprint(cert))
+
+
+@contextmanager
+def _tls_failures(address: str) -> Iterator[None]:
+    """A TLS handshake that fails (a certificate not pinned or not trusted) is one line."""
+    import ssl
+
+    import trio
+
+    try:
+        yield
+    except trio.BrokenResourceError as error:
+        if not isinstance(error.__cause__, ssl.SSLError):
+            raise
+        raise AuthenticationError(
+            f"TLS with the dispatcher at {address} failed: {error.__cause__}"
+        ) from None
 
 
 def _cmd_worker(args: argparse.Namespace) -> int:
@@ -116,14 +192,15 @@ def _cmd_worker(args: argparse.Namespace) -> int:
         exit_margin=args.exit_margin,
     )
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    reason = trio.run(
-        serve_worker,
-        args.dispatcher,
-        _key(args.key_file),
-        capacity,
-        options,
-        _tls_client(args.tls_ca),
-    )
+    with _tls_failures(args.dispatcher):
+        reason = trio.run(
+            serve_worker,
+            args.dispatcher,
+            _key(args.key_file),
+            capacity,
+            options,
+            _tls_client(args),
+        )
     print(f"grainlike worker: {reason}", file=sys.stderr)
     return 0
 
@@ -133,7 +210,8 @@ def _cmd_status(args: argparse.Namespace) -> int:
 
     from ._client import query_status
 
-    report = trio.run(query_status, args.connect, _key(args.key_file), _tls_client(args.tls_ca))
+    with _tls_failures(args.connect):
+        report = trio.run(query_status, args.connect, _key(args.key_file), _tls_client(args))
     print(json.dumps(report.data, indent=1) if args.json else report.text)
     return 0
 
@@ -143,9 +221,10 @@ def _cmd_quit(args: argparse.Namespace) -> int:
 
     from ._client import quit_workers
 
-    matched = trio.run(
-        quit_workers, args.connect, _key(args.key_file), args.pattern, _tls_client(args.tls_ca)
-    )
+    with _tls_failures(args.connect):
+        matched = trio.run(
+            quit_workers, args.connect, _key(args.key_file), args.pattern, _tls_client(args)
+        )
     print("draining: " + (", ".join(matched) if matched else f"no worker matches {args.pattern!r}"))
     return 0 if matched else 1
 
@@ -209,6 +288,23 @@ def _cmd_down(args: argparse.Namespace) -> int:
     return 0
 
 
+def _tls_client_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--tls",
+        metavar="auto|CERT",
+        help="connect over TLS, trusting exactly the dispatcher's certificate: auto reads it "
+        "from next to the key file (as `grainlike run --tls auto` made it), or this file",
+    )
+    parser.add_argument(
+        "--tls-fingerprint",
+        metavar="SHA256:...",
+        help="connect over TLS, trusting exactly the certificate with this fingerprint",
+    )
+    parser.add_argument(
+        "--tls-ca", help="connect over TLS, verifying the dispatcher's certificate with this CA"
+    )
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="grainlike", description="A resource-typed task scheduler for Python."
@@ -238,8 +334,14 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--stats", metavar="FILE", help="learned time limits file")
     run.add_argument("--key-file", help="shared key file for remote workers")
     run.add_argument("--enforce-memory", action="store_true", help="kill processes over Memory")
-    run.add_argument("--tls-cert", help="serve workers over TLS with this certificate (PEM)")
-    run.add_argument("--tls-key", help="the certificate's private key, if not in --tls-cert")
+    run.add_argument(
+        "--tls",
+        metavar="auto|CERT",
+        help="serve workers over TLS: auto makes a self-signed certificate next to the key "
+        "file (workers pin it), or a certificate chain (PEM)",
+    )
+    run.add_argument("--tls-cert", help="the same as --tls CERT")
+    run.add_argument("--tls-key", help="the certificate's private key, if not in CERT")
     run.add_argument("--max-frame", type=int, default=64 * 2**20, help="largest frame in bytes")
     progress = run.add_mutually_exclusive_group()
     progress.add_argument("--progress", dest="progress", action="store_true", default=None)
@@ -272,9 +374,7 @@ def _parser() -> argparse.ArgumentParser:
         default=10.0,
         help="leave this many seconds before the walltime ends, whatever runs",
     )
-    worker.add_argument(
-        "--tls-ca", help="verify the dispatcher's TLS certificate with this CA file"
-    )
+    _tls_client_arguments(worker)
     worker.set_defaults(handler=_cmd_worker)
 
     up = commands.add_parser("up", help="start workers as batch jobs (Slurm or PBS)")
@@ -311,7 +411,7 @@ def _parser() -> argparse.ArgumentParser:
             )
         sub.add_argument("--connect", required=True, metavar="HOST:PORT", help="the dispatcher")
         sub.add_argument("--key-file", help="shared key file")
-        sub.add_argument("--tls-ca", help="verify the dispatcher's TLS certificate with this CA")
+        _tls_client_arguments(sub)
         if command == "status":
             sub.add_argument("--json", action="store_true", help="print JSON")
         sub.set_defaults(handler=_cmd_status if command == "status" else _cmd_quit)
