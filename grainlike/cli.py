@@ -120,15 +120,7 @@ def _tls_server(args: argparse.Namespace) -> Any:
     return tls_server_context(cert, key)
 
 
-def _tls_client(args: argparse.Namespace) -> Any:
-    """The TLS context of a worker or client: a pinned certificate, or a CA; else none."""
-    from .wire import (
-        TLS_CERT_NAME,
-        certificate_fingerprint,
-        tls_client_context,
-        tls_client_context_pinned,
-    )
-
+def _check_one_tls_choice(args: argparse.Namespace) -> None:
     given = [
         flag
         for flag, value in (
@@ -140,6 +132,18 @@ def _tls_client(args: argparse.Namespace) -> Any:
     ]
     if len(given) > 1:
         raise ConfigError(f"give one of --tls, --tls-fingerprint and --tls-ca, not {given}")
+
+
+def _tls_client(args: argparse.Namespace) -> Any:
+    """The TLS context of a worker or client: a pinned certificate, or a CA; else none."""
+    from .wire import (
+        TLS_CERT_NAME,
+        certificate_fingerprint,
+        tls_client_context,
+        tls_client_context_pinned,
+    )
+
+    _check_one_tls_choice(args)
     if args.tls_fingerprint is not None:
         return tls_client_context_pinned(args.tls_fingerprint)
     if args.tls_ca is not None:
@@ -236,7 +240,22 @@ def _profile(args: argparse.Namespace) -> Any:
 
     profile = load_profile(args.profile) if args.profile else Profile()
     system = "pbs" if args.pbs else "slurm"
-    return attrs.evolve(profile, system=system) if profile.system != system else profile
+    profile = attrs.evolve(profile, system=system) if profile.system != system else profile
+    tls = _worker_tls_args(args)
+    return attrs.evolve(profile, worker_args=(*tls, *profile.worker_args)) if tls else profile
+
+
+def _worker_tls_args(args: argparse.Namespace) -> tuple[str, ...]:
+    """How the jobs' workers trust the dispatcher: as ``grainlike up`` itself does."""
+    _check_one_tls_choice(args)
+    if args.tls_fingerprint is not None:
+        return ("--tls-fingerprint", args.tls_fingerprint)
+    if args.tls_ca is not None:
+        return ("--tls-ca", os.path.abspath(args.tls_ca))
+    if args.tls is not None:
+        # With auto, a job reads the certificate next to the key file it is given, as up does.
+        return ("--tls", args.tls if args.tls == "auto" else os.path.abspath(args.tls))
+    return ()
 
 
 def _key_file(key_file: str | None) -> Path:
@@ -262,17 +281,20 @@ def _cmd_up(args: argparse.Namespace) -> int:
 
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
         minimum = args.min if args.min is not None else 0
-        trio.run(
-            lambda: autoscale(
-                profile,
-                args.dispatcher,
-                _key(str(key_file)),
-                key_file,
-                minimum,
-                args.max,
-                period=args.period,
+        tls = _tls_client(args)
+        with _tls_failures(args.dispatcher):
+            trio.run(
+                lambda: autoscale(
+                    profile,
+                    args.dispatcher,
+                    _key(str(key_file)),
+                    key_file,
+                    minimum,
+                    args.max,
+                    period=args.period,
+                    tls=tls,
+                )
             )
-        )
         return 0
     for job_id in start_jobs(profile, args.dispatcher, key_file, args.n):
         print(job_id)
@@ -283,7 +305,8 @@ def _cmd_down(args: argparse.Namespace) -> int:
     from ._scale import stop_jobs
 
     key = None if args.no_drain else _key(args.key_file)
-    cancelled = stop_jobs(args.dispatcher, key, drain_timeout=args.drain_timeout)
+    tls = None if args.no_drain else _tls_client(args)
+    cancelled = stop_jobs(args.dispatcher, key, drain_timeout=args.drain_timeout, tls=tls)
     print("cancelled: " + (", ".join(cancelled) if cancelled else "no recorded worker jobs"))
     return 0
 
@@ -391,6 +414,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     up.add_argument("--key-file", help="shared key file the jobs read (mode 0600)")
     up.add_argument("--dry", action="store_true", help="print the batch script, submit nothing")
+    _tls_client_arguments(up)
     up.set_defaults(handler=_cmd_up)
 
     down = commands.add_parser("down", help="drain and cancel the worker jobs `up` started")
@@ -398,6 +422,7 @@ def _parser() -> argparse.ArgumentParser:
     down.add_argument("--key-file", help="shared key file")
     down.add_argument("--no-drain", action="store_true", help="cancel at once, without draining")
     down.add_argument("--drain-timeout", type=float, default=30.0, help="seconds to wait for drain")
+    _tls_client_arguments(down)
     down.set_defaults(handler=_cmd_down)
 
     for command, text in (

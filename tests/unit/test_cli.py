@@ -133,3 +133,23 @@ def test_a_key_file_in_a_directory_others_may_write_is_a_usage_error(
     err = capsys.readouterr().err
     assert f"directory {str(key_file.parent)!r} has mode 0777" in err
     assert err.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    ("flags", "passed"),
+    [
+        (["--tls", "auto"], "--tls auto"),
+        (["--tls-fingerprint", "SHA256:" + "AB" * 32], "--tls-fingerprint SHA256:" + "AB" * 32),
+        ([], ""),
+    ],
+)
+def test_up_passes_its_way_of_trusting_the_dispatcher_to_the_jobs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], flags: list[str], passed: str
+) -> None:
+    key_file = private_key_file(tmp_path)
+    command = ["up", "--slurm", "--dry", "--dispatcher", "login1:4242", "--key-file"]
+    assert main([*command, str(key_file), *flags]) == 0
+    (exec_line,) = [line for line in capsys.readouterr().out.splitlines() if "exec " in line]
+    assert f"--key-file {key_file}" in exec_line
+    assert ("--tls" in exec_line) == bool(passed)
+    assert passed in exec_line
