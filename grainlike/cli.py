@@ -131,7 +131,9 @@ def _check_one_tls_choice(args: argparse.Namespace) -> None:
         if value is not None
     ]
     if len(given) > 1:
-        raise ConfigError(f"give one of --tls, --tls-fingerprint and --tls-ca, not {given}")
+        raise ConfigError(
+            f"give one of --tls, --tls-fingerprint and --tls-ca, not {' and '.join(given)}"
+        )
 
 
 def _tls_client(args: argparse.Namespace) -> Any:

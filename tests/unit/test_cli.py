@@ -104,7 +104,7 @@ def test_a_worker_with_tls_auto_needs_the_dispatchers_certificate_first(
     "flags",
     [
         ["--tls", "auto", "--tls-fingerprint", "SHA256:" + "ab" * 32],
-        ["--tls-ca", "ca.pem", "--tls-fingerprint", "SHA256:" + "ab" * 32],
+        ["--tls-fingerprint", "SHA256:" + "ab" * 32, "--tls-ca", "ca.pem"],
     ],
 )
 def test_a_client_takes_one_way_to_trust_the_dispatcher(
@@ -112,7 +112,8 @@ def test_a_client_takes_one_way_to_trust_the_dispatcher(
 ) -> None:
     key_file = private_key_file(tmp_path)
     assert main(["quit", "x", "--connect", "127.0.0.1:9", "--key-file", str(key_file), *flags]) == 2
-    assert "give one of --tls, --tls-fingerprint and --tls-ca" in capsys.readouterr().err
+    expected = f"give one of --tls, --tls-fingerprint and --tls-ca, not {flags[0]} and {flags[2]}"
+    assert expected in capsys.readouterr().err
 
 
 def test_a_malformed_fingerprint_is_a_usage_error(
