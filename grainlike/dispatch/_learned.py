@@ -143,10 +143,9 @@ class LearnedLimits:
             raise ConfigError(f"{limits.path}: not a grainlike statistics file ({error})") from None
         try:
             data = json.loads(text)
-            groups = data["groups"] if isinstance(data, dict) else None
-            if not isinstance(groups, dict):
-                raise ConfigError(f"'groups' must map group names to statistics, not {groups!r}")
-            limits._groups = {name: _group_stats(value) for name, value in groups.items()}
+            if not isinstance(data, dict) or not isinstance(data.get("groups"), dict):
+                raise ConfigError("expected {'groups': {NAME: {'count': ..., 'mean': ..., ...}}}")
+            limits._groups = {name: _group_stats(value) for name, value in data["groups"].items()}
         except (ValueError, KeyError) as error:  # ConfigError is a ValueError
             raise ConfigError(f"{limits.path}: not a grainlike statistics file ({error})") from None
         return limits
