@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import ssl
 from pathlib import Path
 
 import trio
@@ -55,15 +56,22 @@ def start_jobs(profile: Profile, dispatcher: str, key_file: str | Path, count: i
     return ids
 
 
-def stop_jobs(dispatcher: str, key: bytes | None, *, drain_timeout: float = 30.0) -> list[str]:
+def stop_jobs(
+    dispatcher: str,
+    key: bytes | None,
+    *,
+    drain_timeout: float = 30.0,
+    tls: ssl.SSLContext | None = None,
+) -> list[str]:
     """Drain the recorded workers of ``dispatcher`` (when it answers), then cancel their jobs."""
     jobs = recorded_jobs(dispatcher)
     if not jobs:
         return []
     if key is not None:
+        ids = [job.job_id for job in jobs]
         try:
-            trio.run(_drain_and_wait, dispatcher, key, [job.job_id for job in jobs], drain_timeout)
-        except (OSError, GrainlikeError) as error:
+            trio.run(_drain_and_wait, dispatcher, key, ids, drain_timeout, tls)
+        except (OSError, GrainlikeError, trio.BrokenResourceError) as error:
             log.warning("could not drain through %s (%s): cancelling the jobs", dispatcher, error)
     by_system: dict[str, list[str]] = {}
     for job in jobs:
@@ -74,13 +82,15 @@ def stop_jobs(dispatcher: str, key: bytes | None, *, drain_timeout: float = 30.0
     return [job.job_id for job in jobs]
 
 
-async def _drain_and_wait(dispatcher: str, key: bytes, job_ids: list[str], timeout: float) -> None:
+async def _drain_and_wait(
+    dispatcher: str, key: bytes, job_ids: list[str], timeout: float, tls: ssl.SSLContext | None
+) -> None:
     suffixes = tuple(f"-{job_id}" for job_id in job_ids)
     with trio.move_on_after(timeout):
         for job_id in job_ids:
-            await quit_workers(dispatcher, key, f"*-{job_id}")
+            await quit_workers(dispatcher, key, f"*-{job_id}", tls)
         while True:
-            report = await query_status(dispatcher, key)
+            report = await query_status(dispatcher, key, tls)
             if not any(w["id"].endswith(suffixes) for w in report.data["workers"]):
                 return
             await trio.sleep(0.5)
@@ -117,6 +127,7 @@ async def autoscale(
     *,
     period: float = 10.0,
     rounds: int | None = None,
+    tls: ssl.SSLContext | None = None,
 ) -> None:
     """Keep between ``minimum`` and ``maximum`` worker jobs while queued work fits a worker of
     ``profile``; with nothing queued, drain idle workers and cancel jobs that have not started.
@@ -129,7 +140,7 @@ async def autoscale(
     done = 0
     while rounds is None or done < rounds:
         done += 1
-        report = await query_status(dispatcher, key)
+        report = await query_status(dispatcher, key, tls)
         jobs = [job.job_id for job in recorded_jobs(dispatcher)]
         states = await trio.to_thread.run_sync(job_states, jobs, profile.system) if jobs else {}
         active = [job_id for job_id in jobs if states.get(job_id) in ACTIVE_STATES]
@@ -143,7 +154,8 @@ async def autoscale(
             )
             log.info("queued work fits %d worker(s): submitted %s", wanted, ", ".join(ids))
         elif wanted == 0 and active:
-            await _scale_to_zero(dispatcher, key, profile, active, states, report.data["workers"])
+            workers = report.data["workers"]
+            await _scale_to_zero(dispatcher, key, profile, active, states, workers, tls)
         await trio.sleep(period)
 
 
@@ -154,6 +166,7 @@ async def _scale_to_zero(
     active: list[str],
     states: dict[str, str],
     workers: list[dict[str, object]],
+    tls: ssl.SSLContext | None,
 ) -> None:
     pending = [job_id for job_id in active if states.get(job_id) == "PENDING"]
     if pending:
@@ -162,5 +175,5 @@ async def _scale_to_zero(
     for worker in workers:
         worker_id = str(worker["id"])
         if worker["running"] == 0 and any(worker_id.endswith(f"-{j}") for j in active):
-            await quit_workers(dispatcher, key, worker_id)
+            await quit_workers(dispatcher, key, worker_id, tls)
             log.info("queue is empty: draining %s", worker_id)

@@ -189,7 +189,7 @@ def _is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
     try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
+        return ipaddress.ip_address(host.strip("[]").partition("%")[0]).is_loopback
     except ValueError:
         return False
 
@@ -263,7 +263,8 @@ async def _start_services(
         if tls is None and not _is_loopback(host):
             log.warning(
                 "listening on %s without TLS: anyone on the network path can read tasks and "
-                "results (use --tls auto; see docs/protocol.md)",
+                "results and, relaying the key handshake, send tasks of their own; use TLS "
+                "(grainlike run --tls auto, see docs/protocol.md)",
                 session.address,
             )
     if options.get("local", True):

@@ -83,20 +83,84 @@ def _cmd_run(args: argparse.Namespace) -> int:
         options["key"] = _key(args.key_file)
         options["unsatisfiable_grace"] = args.grace
         options["max_frame"] = args.max_frame
-        if args.tls_cert is not None:
-            from .wire import tls_server_context
-
-            options["tls"] = tls_server_context(args.tls_cert, args.tls_key)
-    elif args.tls_cert is not None:
-        raise ConfigError("--tls-cert needs --listen: TLS protects connections from workers")
+        options["tls"] = _tls_server(args)
+    elif args.tls is not None or args.tls_cert is not None:
+        flag = "--tls" if args.tls is not None else "--tls-cert"
+        raise ConfigError(f"{flag} needs --listen: TLS protects connections from workers")
     run(main, **options)
     return 0
 
 
-def _tls_client(cafile: str | None) -> Any:
-    from .wire import tls_client_context
+def _tls_directory(key_file: str | None) -> Path:
+    """Where ``--tls auto`` keeps the dispatcher's certificate: next to the key file."""
+    from ._session import DEFAULT_KEY_FILE
 
-    return tls_client_context(cafile) if cafile else None
+    return Path(key_file).absolute().parent if key_file is not None else DEFAULT_KEY_FILE.parent
+
+
+def _tls_server(args: argparse.Namespace) -> Any:
+    """``grainlike run``'s TLS context: ``--tls auto``, ``--tls CERT`` or ``--tls-cert``."""
+    from .wire import certificate_fingerprint, ensure_self_signed, tls_server_context
+
+    if args.tls is not None and args.tls_cert is not None:
+        raise ConfigError("give --tls or --tls-cert, not both")
+    if args.tls != "auto":
+        cert = args.tls if args.tls is not None else args.tls_cert
+        return tls_server_context(cert, args.tls_key) if cert is not None else None
+    if args.tls_key is not None:
+        raise ConfigError("--tls-key goes with --tls CERT: --tls auto makes its own key")
+    cert, key = ensure_self_signed(_tls_directory(args.key_file))
+    fingerprint = certificate_fingerprint(cert)
+    print(
+        f"grainlike run: TLS certificate {cert} ({fingerprint}); workers pin it with --tls auto "
+        f"and the same key file, or with --tls-fingerprint {fingerprint}",
+        file=sys.stderr,
+    )
+    return tls_server_context(cert, key)
+
+
+def _check_one_tls_choice(args: argparse.Namespace) -> None:
+    given = [
+        flag
+        for flag, value in (
+            ("--tls", args.tls),
+            ("--tls-fingerprint", args.tls_fingerprint),
+            ("--tls-ca", args.tls_ca),
+        )
+        if value is not None
+    ]
+    if len(given) > 1:
+        raise ConfigError(
+            f"give one of --tls, --tls-fingerprint and --tls-ca, not {' and '.join(given)}"
+        )
+
+
+def _tls_client(args: argparse.Namespace) -> Any:
+    """The TLS context of a worker or client: a pinned certificate, or a CA; else none."""
+    from .wire import (
+        TLS_CERT_NAME,
+        certificate_fingerprint,
+        tls_client_context,
+        tls_client_context_pinned,
+    )
+
+    _check_one_tls_choice(args)
+    if args.tls_fingerprint is not None:
+        return tls_client_context_pinned(args.tls_fingerprint)
+    if args.tls_ca is not None:
+        return tls_client_context(args.tls_ca)
+    if args.tls is None:
+        return None
+    cert = Path(args.tls)
+    if args.tls == "auto":
+        cert = _tls_directory(args.key_file) / TLS_CERT_NAME
+        if not cert.exists():
+            raise ConfigError(
+                f"--tls auto: no dispatcher certificate at {cert}; start the dispatcher with "
+                "`grainlike run --tls auto` and the same key file first, or pass "
+                "--tls-fingerprint"
+            )
+    return tls_client_context_pinned(certificate_fingerprint(cert))
 
 
 def _cmd_worker(args: argparse.Namespace) -> int:
@@ -122,10 +186,10 @@ def _cmd_worker(args: argparse.Namespace) -> int:
         _key(args.key_file),
         capacity,
         options,
-        _tls_client(args.tls_ca),
+        _tls_client(args),
     )
     print(f"grainlike worker: {reason}", file=sys.stderr)
-    return 0
+    return 1 if reason.lost else 0
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
@@ -133,7 +197,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
 
     from ._client import query_status
 
-    report = trio.run(query_status, args.connect, _key(args.key_file), _tls_client(args.tls_ca))
+    report = trio.run(query_status, args.connect, _key(args.key_file), _tls_client(args))
     print(json.dumps(report.data, indent=1) if args.json else report.text)
     return 0
 
@@ -144,7 +208,7 @@ def _cmd_quit(args: argparse.Namespace) -> int:
     from ._client import quit_workers
 
     matched = trio.run(
-        quit_workers, args.connect, _key(args.key_file), args.pattern, _tls_client(args.tls_ca)
+        quit_workers, args.connect, _key(args.key_file), args.pattern, _tls_client(args)
     )
     print("draining: " + (", ".join(matched) if matched else f"no worker matches {args.pattern!r}"))
     return 0 if matched else 1
@@ -157,7 +221,22 @@ def _profile(args: argparse.Namespace) -> Any:
 
     profile = load_profile(args.profile) if args.profile else Profile()
     system = "pbs" if args.pbs else "slurm"
-    return attrs.evolve(profile, system=system) if profile.system != system else profile
+    profile = attrs.evolve(profile, system=system) if profile.system != system else profile
+    tls = _worker_tls_args(args)
+    return attrs.evolve(profile, worker_args=(*tls, *profile.worker_args)) if tls else profile
+
+
+def _worker_tls_args(args: argparse.Namespace) -> tuple[str, ...]:
+    """How the jobs' workers trust the dispatcher: as ``grainlike up`` itself does."""
+    _check_one_tls_choice(args)
+    if args.tls_fingerprint is not None:
+        return ("--tls-fingerprint", args.tls_fingerprint)
+    if args.tls_ca is not None:
+        return ("--tls-ca", os.path.abspath(args.tls_ca))
+    if args.tls is not None:
+        # With auto, a job reads the certificate next to the key file it is given, as up does.
+        return ("--tls", args.tls if args.tls == "auto" else os.path.abspath(args.tls))
+    return ()
 
 
 def _key_file(key_file: str | None) -> Path:
@@ -183,6 +262,7 @@ def _cmd_up(args: argparse.Namespace) -> int:
 
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
         minimum = args.min if args.min is not None else 0
+        tls = _tls_client(args)
         trio.run(
             lambda: autoscale(
                 profile,
@@ -192,6 +272,7 @@ def _cmd_up(args: argparse.Namespace) -> int:
                 minimum,
                 args.max,
                 period=args.period,
+                tls=tls,
             )
         )
         return 0
@@ -204,9 +285,27 @@ def _cmd_down(args: argparse.Namespace) -> int:
     from ._scale import stop_jobs
 
     key = None if args.no_drain else _key(args.key_file)
-    cancelled = stop_jobs(args.dispatcher, key, drain_timeout=args.drain_timeout)
+    tls = None if args.no_drain else _tls_client(args)
+    cancelled = stop_jobs(args.dispatcher, key, drain_timeout=args.drain_timeout, tls=tls)
     print("cancelled: " + (", ".join(cancelled) if cancelled else "no recorded worker jobs"))
     return 0
+
+
+def _tls_client_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--tls",
+        metavar="auto|CERT",
+        help="connect over TLS, trusting exactly the dispatcher's certificate: auto reads it "
+        "from next to the key file (as `grainlike run --tls auto` made it), or this file",
+    )
+    parser.add_argument(
+        "--tls-fingerprint",
+        metavar="SHA256:...",
+        help="connect over TLS, trusting exactly the certificate with this fingerprint",
+    )
+    parser.add_argument(
+        "--tls-ca", help="connect over TLS, verifying the dispatcher's certificate with this CA"
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -238,8 +337,14 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--stats", metavar="FILE", help="learned time limits file")
     run.add_argument("--key-file", help="shared key file for remote workers")
     run.add_argument("--enforce-memory", action="store_true", help="kill processes over Memory")
-    run.add_argument("--tls-cert", help="serve workers over TLS with this certificate (PEM)")
-    run.add_argument("--tls-key", help="the certificate's private key, if not in --tls-cert")
+    run.add_argument(
+        "--tls",
+        metavar="auto|CERT",
+        help="serve workers over TLS: auto makes a self-signed certificate next to the key "
+        "file (workers pin it), or a certificate chain (PEM)",
+    )
+    run.add_argument("--tls-cert", help="the same as --tls CERT")
+    run.add_argument("--tls-key", help="the certificate's private key, if not in CERT")
     run.add_argument("--max-frame", type=int, default=64 * 2**20, help="largest frame in bytes")
     progress = run.add_mutually_exclusive_group()
     progress.add_argument("--progress", dest="progress", action="store_true", default=None)
@@ -272,9 +377,7 @@ def _parser() -> argparse.ArgumentParser:
         default=10.0,
         help="leave this many seconds before the walltime ends, whatever runs",
     )
-    worker.add_argument(
-        "--tls-ca", help="verify the dispatcher's TLS certificate with this CA file"
-    )
+    _tls_client_arguments(worker)
     worker.set_defaults(handler=_cmd_worker)
 
     up = commands.add_parser("up", help="start workers as batch jobs (Slurm or PBS)")
@@ -291,6 +394,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     up.add_argument("--key-file", help="shared key file the jobs read (mode 0600)")
     up.add_argument("--dry", action="store_true", help="print the batch script, submit nothing")
+    _tls_client_arguments(up)
     up.set_defaults(handler=_cmd_up)
 
     down = commands.add_parser("down", help="drain and cancel the worker jobs `up` started")
@@ -298,6 +402,7 @@ def _parser() -> argparse.ArgumentParser:
     down.add_argument("--key-file", help="shared key file")
     down.add_argument("--no-drain", action="store_true", help="cancel at once, without draining")
     down.add_argument("--drain-timeout", type=float, default=30.0, help="seconds to wait for drain")
+    _tls_client_arguments(down)
     down.set_defaults(handler=_cmd_down)
 
     for command, text in (
@@ -311,7 +416,7 @@ def _parser() -> argparse.ArgumentParser:
             )
         sub.add_argument("--connect", required=True, metavar="HOST:PORT", help="the dispatcher")
         sub.add_argument("--key-file", help="shared key file")
-        sub.add_argument("--tls-ca", help="verify the dispatcher's TLS certificate with this CA")
+        _tls_client_arguments(sub)
         if command == "status":
             sub.add_argument("--json", action="store_true", help="print JSON")
         sub.set_defaults(handler=_cmd_status if command == "status" else _cmd_quit)

@@ -5,11 +5,11 @@ from __future__ import annotations
 import os
 import re
 import shlex
-import stat
 import string
 from pathlib import Path
 
 from .._exceptions import ConfigError
+from .._permissions import check_private_file
 from ..resource import Memory
 from ._profile import Profile
 from ._shipped import template_path
@@ -20,27 +20,20 @@ _DISPATCHER = re.compile(r"^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):([0-9]{1,5})$
 
 
 def check_key_file(path: str | os.PathLike[str]) -> Path:
-    """Check that a key file exists and only its owner can read it; returns its absolute path.
+    """Check that a key file exists and only its owner can read or replace it.
 
     Call it before submitting: a worker job reads the key from this file, so it must sit on a
-    filesystem the compute nodes see, and nobody else may read it.
+    filesystem the compute nodes see, and nobody else may read it.  The rule is the one every
+    key file meets (``grainlike._permissions``, ssh's ``StrictModes``).
+
+    Returns:
+        Its absolute path.
 
     Raises:
-        ConfigError: when the file is missing, not a regular file, or open to group or others.
+        ConfigError: when the file is missing, not a regular file, open to group or others,
+            or in a directory that others may write.
     """
-    file = Path(os.path.abspath(path))
-    try:
-        info = file.stat()
-    except OSError as error:
-        raise ConfigError(f"key file {str(file)!r}: cannot use it: {error.strerror}") from None
-    if not stat.S_ISREG(info.st_mode):
-        raise ConfigError(f"key file {str(file)!r}: not a regular file")
-    mode = stat.S_IMODE(info.st_mode)
-    if mode & 0o077:
-        raise ConfigError(
-            f"key file {str(file)!r}: mode {mode:04o} lets others read it; chmod 600 it"
-        )
-    return file
+    return check_private_file(path, what="key file")
 
 
 def _clock(seconds: float, *, days: bool) -> str:

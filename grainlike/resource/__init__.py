@@ -22,4 +22,9 @@ from ._kind import registered_kinds as registered_kinds
 from ._labels import Counter as Counter
 from ._labels import Token as Token
 from ._memory import Memory as Memory
+from ._units import MAX_COUNT as MAX_COUNT
+from ._units import MAX_DURATION as MAX_DURATION
+from ._units import MAX_ID as MAX_ID
+from ._units import MAX_IDS as MAX_IDS
+from ._units import MAX_KIB as MAX_KIB
 from ._wtime import WTime as WTime

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Mapping
 from typing import ClassVar, Self
 
 from .._exceptions import ResourceError
 from ._kind import Kind
-from ._units import format_ids, parse_ids
+from ._units import MAX_ID, MAX_IDS, clipped, format_ids, parse_ids, shown
 
 __all__ = ["IdSet"]
 
@@ -50,23 +51,33 @@ class IdSet(Kind):
         kind = type(self).__name__
         if isinstance(count_or_ids, bool | float | str):
             raise ResourceError(
-                f"{kind}({count_or_ids!r}): give a whole number of {self.unit}s or a list of IDs"
+                f"{kind}({shown(count_or_ids)}): give a whole number of {self.unit}s or a list "
+                "of IDs"
             )
         if isinstance(count_or_ids, int):
             if count_or_ids < 1:
                 raise ResourceError(
-                    f"{kind}({count_or_ids}): a request needs at least 1 {self.unit}"
+                    f"{kind}({shown(count_or_ids)}): a request needs at least 1 {self.unit}"
+                )
+            if count_or_ids > MAX_IDS:
+                raise ResourceError(
+                    f"{kind}({shown(count_or_ids)}): at most {MAX_IDS} {self.unit}s"
                 )
             ids = tuple(range(count_or_ids))
         else:
-            given = list(count_or_ids)
+            # One more than the limit is enough to refuse it: never list a huge iterable.
+            given = list(itertools.islice(count_or_ids, MAX_IDS + 1))
+            if len(given) > MAX_IDS:
+                raise ResourceError(f"{kind}({shown(given)}): at most {MAX_IDS} {self.unit}s")
             if not all(isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in given):
-                raise ResourceError(f"{kind}({given!r}): IDs must be non-negative integers")
+                raise ResourceError(f"{kind}({shown(given)}): IDs must be non-negative integers")
             if not given:
                 raise ResourceError(f"{kind}([]): needs at least one {self.unit} ID")
+            if max(given) > MAX_ID:
+                raise ResourceError(f"{kind}({shown(given)}): an ID is at most {MAX_ID}")
             ids = tuple(sorted(set(given)))
             if len(ids) != len(given):
-                raise ResourceError(f"{kind}({given!r}): an ID is listed twice")
+                raise ResourceError(f"{kind}({shown(given)}): an ID is listed twice")
         if groups is not None:
             if not isinstance(groups, Mapping) or not all(
                 isinstance(i, int) and isinstance(g, int) for i, g in groups.items()
@@ -214,7 +225,8 @@ class IdSet(Kind):
             count = int(text)
         except ValueError:
             raise ResourceError(
-                f"{cls.name}:{value}: give a whole number of {cls.unit}s or an ID list like [0-3]"
+                f"{cls.name}:{clipped(value)}: give a whole number of {cls.unit}s or an ID list "
+                "like [0-3]"
             ) from None
         if count == 0 and capacity:
             return None

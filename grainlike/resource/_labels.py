@@ -7,6 +7,7 @@ from typing import Self
 
 from .._exceptions import ResourceError
 from ._kind import Kind, kind_for_name, register_kind
+from ._units import MAX_COUNT, clipped, shown
 
 __all__ = ["Counter", "Token"]
 
@@ -71,7 +72,8 @@ class Counter(Kind):
     """A named count: ``Counter("license", 1)`` requests one, ``Counter("license", 4)`` owns four.
 
     Counters of different names are different kinds.  Unknown bare names in the shorthand
-    grammar are counters: ``"license:3"`` is ``Counter("license", 3)``.
+    grammar are counters: ``"license:3"`` is ``Counter("license", 3)``.  A count is at most
+    ``MAX_COUNT`` (2**53).
     """
 
     __slots__ = ("_free", "_n", "counter")
@@ -82,18 +84,17 @@ class Counter(Kind):
     _free: int
 
     def __init__(self, name: str, n: int = 1) -> None:
+        what = f"Counter({shown(name)}, {shown(n)})"
         if not (isinstance(name, str) and _NAME.match(name)):
-            raise ResourceError(
-                f"Counter({name!r}, {n!r}): a counter name is letters, digits, '_', '.' or '-'"
-            )
+            raise ResourceError(f"{what}: a counter name is letters, digits, '_', '.' or '-'")
         if kind_for_name(name.lower()) is not None:
-            raise ResourceError(
-                f"Counter({name!r}, {n!r}): {name!r} names a resource kind, not a counter"
-            )
+            raise ResourceError(f"{what}: {name!r} names a resource kind, not a counter")
         if isinstance(n, bool) or not isinstance(n, int):
-            raise ResourceError(f"Counter({name!r}, {n!r}): a count must be a whole number")
+            raise ResourceError(f"{what}: a count must be a whole number")
         if n < 1:
-            raise ResourceError(f"Counter({name!r}, {n}): a request needs a count of at least 1")
+            raise ResourceError(f"{what}: a request needs a count of at least 1")
+        if n > MAX_COUNT:
+            raise ResourceError(f"{what}: a count is at most {MAX_COUNT} (2**53)")
         self.counter = name
         self._n = self._free = n
         self._live = None
@@ -155,9 +156,11 @@ class Counter(Kind):
         try:
             count = int(value.strip())
         except ValueError:
-            raise ResourceError(f"{name}:{value}: a counter takes a whole number") from None
+            raise ResourceError(
+                f"{name}:{clipped(value)}: a counter takes a whole number"
+            ) from None
         if count < 0:
-            raise ResourceError(f"Counter({name!r}, {count}): a count must not be negative")
+            raise ResourceError(f"Counter({name!r}, {shown(count)}): a count must not be negative")
         if count == 0 and capacity:
             return None
         return cls(name, count)

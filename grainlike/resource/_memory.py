@@ -6,7 +6,7 @@ from typing import Self
 
 from .._exceptions import ResourceError
 from ._kind import Kind, register_kind
-from ._units import KIB_PER_GB, format_gb, format_kib, parse_kib
+from ._units import KIB_PER_GB, MAX_KIB, format_gb, format_kib, parse_kib, shown
 
 __all__ = ["Memory"]
 
@@ -15,6 +15,7 @@ class Memory(Kind):
     """Memory: ``Memory(8)``, ``Memory(0.5)``, ``Memory("512M")``, ``Memory("16G")``.
 
     Numbers are GB (1 G = 1024**3 bytes).  An allocation's ``.M`` is its size in GB.
+    A size is from 1K to ``MAX_KIB`` KiB (1 EiB).
     """
 
     __slots__ = ("_free", "_kib")
@@ -30,9 +31,12 @@ class Memory(Kind):
 
     @classmethod
     def from_kib(cls, kib: int) -> Self:
-        """Memory of exactly ``kib`` KiB (at least 1)."""
-        if isinstance(kib, bool) or not isinstance(kib, int) or kib < 1:
-            raise ResourceError(f"Memory.from_kib({kib!r}): a size is a whole number of KiB >= 1")
+        """Memory of exactly ``kib`` KiB (from 1 to ``MAX_KIB``)."""
+        if isinstance(kib, bool) or not isinstance(kib, int) or not 1 <= kib <= MAX_KIB:
+            raise ResourceError(
+                f"Memory.from_kib({shown(kib)}): a size is a whole number of KiB from 1 to "
+                f"{MAX_KIB}"
+            )
         return cls._of(kib)
 
     @classmethod

@@ -39,8 +39,9 @@ class WTime(Kind):
             under trio may pass ``trio.current_time``, and tests a fake clock.
 
     Raises:
-        ResourceError: for a zero, negative or malformed duration, ``softT > T``, an
-            infinite request limit, or a countdown without ``T``.
+        ResourceError: for a zero, negative or malformed duration, one longer than
+            ``MAX_DURATION`` (100 years; only a countdown's ``T`` may be infinite),
+            ``softT > T``, an infinite request limit, or a countdown without ``T``.
     """
 
     __slots__ = ("_T", "_clock", "_deadline", "_softT", "countdown", "group")

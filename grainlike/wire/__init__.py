@@ -54,5 +54,11 @@ from ._payload import pack_exception as pack_exception
 from ._payload import pack_outcome as pack_outcome
 from ._payload import unpack_exception as unpack_exception
 from ._payload import unpack_outcome as unpack_outcome
+from ._tls import TLS_CERT_NAME as TLS_CERT_NAME
+from ._tls import TLS_KEY_NAME as TLS_KEY_NAME
+from ._tls import certificate_fingerprint as certificate_fingerprint
+from ._tls import ensure_self_signed as ensure_self_signed
+from ._tls import parse_fingerprint as parse_fingerprint
 from ._tls import tls_client_context as tls_client_context
+from ._tls import tls_client_context_pinned as tls_client_context_pinned
 from ._tls import tls_server_context as tls_server_context

@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager
 
 import trio
 
-from .._exceptions import ConfigError, GrainlikeError
+from .._exceptions import AuthenticationError, ConfigError, GrainlikeError
 from ._auth import authenticate_as_client
 from ._framing import DEFAULT_MAX_FRAME, FramedStream
 
@@ -94,8 +94,13 @@ async def open_connection(
                 f"the dispatcher at {address} did not complete the handshake within "
                 f"{handshake_timeout:g}s"
             ) from None
-        except (trio.BrokenResourceError, ssl.SSLError) as error:
+        except trio.BrokenResourceError as error:
+            if isinstance(error.__cause__, ssl.SSLError):  # e.g. not the pinned certificate
+                raise AuthenticationError(
+                    f"TLS with the dispatcher at {address} failed: {error.__cause__}"
+                ) from None
+            detail = f": {error}" if str(error) else ""
             raise GrainlikeError(
-                f"the connection to the dispatcher at {address} broke during the handshake: {error}"
+                f"the connection to the dispatcher at {address} broke during the handshake{detail}"
             ) from None
         yield framed

@@ -1,20 +1,21 @@
 """Shared keys: from a file (hex text, mode 0600), from ``GRAINLIKE_KEY``, or generated.
 
-A key file that others can read is refused: anyone who reads the key can run code on every
-worker that trusts it.
+A key file that others can read, or replace, is refused (ssh's ``StrictModes``, see
+``grainlike._permissions``): anyone who reads the key can run code on every worker that
+trusts it, and anyone who swaps in a key of their own can pose as the dispatcher.
 """
 
 from __future__ import annotations
 
 import os
 import secrets
-import stat
 import string
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Final
 
 from .._exceptions import ConfigError
+from .._permissions import check_private_directories, check_private_file
 
 __all__ = [
     "KEY_ENV",
@@ -63,20 +64,16 @@ def load_key(path: str | os.PathLike[str]) -> bytes:
     """Read a key file: hex text, readable and writable by its owner only.
 
     Raises:
-        ConfigError: The file is missing or unreadable, group or others may access it, or it
+        ConfigError: The file is missing or unreadable, group or others may read it, it or a
+            directory above it is not yours (or root's) or may be written by others, or it
             does not hold a valid key.
     """
+    file = check_private_file(path, what="key file")
     try:
-        mode = os.stat(path).st_mode
-        if mode & 0o077:
-            raise ConfigError(
-                f"key file {os.fspath(path)!r} has mode {stat.S_IMODE(mode):04o}: others may "
-                f"read it; run `chmod 600 {os.fspath(path)}`"
-            )
-        text = Path(path).read_text(encoding="ascii")
+        text = file.read_text(encoding="ascii")
     except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"key file {os.fspath(path)!r}: cannot read it: {exc}") from exc
-    return parse_key(text, source=f"key file {os.fspath(path)!r}")
+        raise ConfigError(f"key file {str(file)!r}: cannot read it: {exc}") from exc
+    return parse_key(text, source=f"key file {str(file)!r}")
 
 
 def key_from_env_or_file(key_file: str | None, environ: Mapping[str, str]) -> bytes | None:
@@ -111,6 +108,8 @@ def ensure_local_key(path: str | os.PathLike[str]) -> bytes:
     temporary = target.with_name(f".{target.name}.{secrets.token_hex(8)}.tmp")
     try:
         target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        # Not even a fresh key goes where others could swap it for theirs.
+        check_private_directories(target.parent, what=f"key file {os.fspath(path)!r}")
         # Created with mode 0600 from the start: never a moment when others could read it.
         descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:

@@ -29,7 +29,15 @@ from grainlike import (
     WTime,
     parse_resources,
 )
-from grainlike.resource import IdSet, kind_for_name
+from grainlike.resource import (
+    MAX_COUNT,
+    MAX_DURATION,
+    MAX_ID,
+    MAX_IDS,
+    MAX_KIB,
+    IdSet,
+    kind_for_name,
+)
 from grainlike.resource._units import KIB_PER_GB
 
 LAWS = settings(max_examples=150, deadline=None)
@@ -49,8 +57,12 @@ COUNTER_NAMES = st.sampled_from(["license", "seat", "Lic-2", "a.b"]) | NAMES
 GROUPS = st.text(string.ascii_letters + string.digits + "_-.:/@ ", min_size=1, max_size=8).filter(
     lambda group: group == group.strip()
 )
-DURATIONS = st.integers(1, 10**8).map(float) | st.floats(1e-3, 1e8)
-ID_LISTS = st.lists(st.integers(0, 40), min_size=1, max_size=8, unique=True)
+# Quantities reach their limits (MAX_*), so that the laws hold at the edges too.
+DURATIONS = st.integers(1, MAX_DURATION).map(float) | st.floats(1e-3, MAX_DURATION)
+ID_LISTS = st.lists(
+    st.integers(0, 40) | st.integers(MAX_ID - 40, MAX_ID), min_size=1, max_size=8, unique=True
+)
+COUNTS = st.integers(1, 20) | st.integers(MAX_COUNT - 20, MAX_COUNT)
 
 
 @st.composite
@@ -73,17 +85,17 @@ def _memory(strategy: st.SearchStrategy[int]) -> st.SearchStrategy[Memory]:
 REQUEST_KINDS: dict[type[Kind], st.SearchStrategy[Kind]] = {
     Cores: st.integers(1, 8).map(Cores) | ID_LISTS.map(Cores),
     GPU: st.integers(1, 4).map(GPU) | ID_LISTS.map(GPU),
-    Memory: _memory(st.integers(1, 2**45)),
+    Memory: _memory(st.integers(1, MAX_KIB)),
     WTime: wtime_requests(),
     Token: st.lists(NAMES, min_size=1, max_size=3).map(lambda names: Token(*names)),
-    Counter: st.builds(Counter, COUNTER_NAMES, st.integers(1, 20)),
+    Counter: st.builds(Counter, COUNTER_NAMES, COUNTS),
 }
 KINDS = st.one_of(*REQUEST_KINDS.values())
 
 
 def _same_kind(kind: Kind) -> st.SearchStrategy[Kind]:
     if isinstance(kind, Counter):
-        return st.integers(1, 20).map(lambda n: Counter(kind.name, n))
+        return COUNTS.map(lambda n: Counter(kind.name, n))
     return REQUEST_KINDS[type(kind)]
 
 
@@ -111,14 +123,14 @@ def capacities(draw: st.DrawFn) -> Resources:
     if draw(st.booleans()):
         parts.append(draw(id_capacities(GPU)))
     if draw(st.booleans()):
-        parts.append(draw(_memory(st.integers(1, 2**45))))
+        parts.append(draw(_memory(st.integers(1, MAX_KIB))))
     if draw(st.booleans()):
         walltime = draw(DURATIONS | st.just(float("inf")))
         parts.append(WTime(walltime, countdown=True, clock=_stopped_clock))
     if draw(st.booleans()):
         parts.append(Token(*draw(st.lists(NAMES, min_size=1, max_size=4))))
     for name in draw(st.lists(COUNTER_NAMES, max_size=3, unique=True)):
-        parts.append(Counter(name, draw(st.integers(1, 20))))
+        parts.append(Counter(name, draw(COUNTS)))
     return Resources(*parts)
 
 
@@ -132,9 +144,9 @@ def requests_for(draw: st.DrawFn, capacity: Resources) -> Resources:
         if isinstance(owned, IdSet):
             parts.append(type(owned)(draw(st.integers(1, owned.N + 1))))
         elif isinstance(owned, Memory):
-            parts.append(Memory.from_kib(draw(st.integers(1, owned.kib + 1))))
+            parts.append(Memory.from_kib(draw(st.integers(1, min(owned.kib + 1, MAX_KIB)))))
         elif isinstance(owned, Counter):
-            parts.append(Counter(owned.name, draw(st.integers(1, owned.n + 1))))
+            parts.append(Counter(owned.name, draw(st.integers(1, min(owned.n + 1, MAX_COUNT)))))
         elif isinstance(owned, Token):
             names = draw(st.lists(st.sampled_from(sorted(owned.names)), min_size=1))
             parts.append(Token(*names, *draw(st.lists(NAMES, max_size=1))))
@@ -308,6 +320,82 @@ def test_the_dict_of_the_text_parses_to_the_same_request(request: Resources) -> 
     """The dict form {name: value} of a request's text parses to that request."""
     as_dict = {part.name: part.to_text() for part in request}
     assert parse_resources(as_dict) == request
+
+
+# -- limits ----------------------------------------------------------------------------------------
+
+
+def _near(limit: int) -> st.SearchStrategy[int]:
+    return st.integers(limit - 3, limit + 3)
+
+
+@LAWS
+@given(_near(MAX_KIB))
+def test_memory_is_accepted_exactly_up_to_its_limit(kib: int) -> None:
+    """A size of n KiB is accepted, as a value or as text, exactly when 1 <= n <= MAX_KIB."""
+    for text in (None, f"{kib}K"):
+        if kib > MAX_KIB:
+            with pytest.raises(ResourceError, match=f"{kib}"):
+                Memory.from_kib(kib) if text is None else Memory(text)
+            continue
+        memory = Memory.from_kib(kib) if text is None else Memory(text)
+        assert memory.kib == kib
+        assert parse_resources(str(memory)) == memory
+
+
+@LAWS
+@given(_near(MAX_COUNT))
+def test_a_counter_is_accepted_exactly_up_to_its_limit(n: int) -> None:
+    """Counter(name, n) is accepted exactly when 1 <= n <= MAX_COUNT, as a value or as text."""
+    if n <= MAX_COUNT:
+        assert Counter("seat", n).n == n
+        assert parse_resources(f"seat:{n}") == Counter("seat", n)
+        return
+    with pytest.raises(ResourceError, match=rf"Counter\('seat', {n}\)"):
+        Counter("seat", n)
+    with pytest.raises(ResourceError, match=rf"Counter\('seat', {n}\)"):
+        parse_resources(f"seat:{n}")
+
+
+@LAWS
+@given(_near(MAX_ID))
+def test_an_id_is_accepted_exactly_up_to_its_limit(i: int) -> None:
+    """An ID i is accepted, as a value or as text, exactly when 0 <= i <= MAX_ID."""
+    if i <= MAX_ID:
+        assert GPU([0, i]).ids == [0, i]
+        assert parse_resources(f"gpu:[0,{i}]", capacity=True) == GPU([0, i])
+        return
+    with pytest.raises(ResourceError, match=f"an ID is at most {MAX_ID}"):
+        GPU([0, i])
+    with pytest.raises(ResourceError, match=f"an ID is at most {MAX_ID}"):
+        parse_resources(f"gpu:[0,{i}]", capacity=True)
+
+
+@settings(max_examples=4, deadline=None)
+@given(st.sampled_from([MAX_IDS, MAX_IDS + 1]))
+def test_a_count_of_ids_is_accepted_exactly_up_to_its_limit(n: int) -> None:
+    """Cores(n) is accepted, as a value or as text, exactly when 1 <= n <= MAX_IDS."""
+    if n <= MAX_IDS:
+        assert len(Cores(n).c) == n
+        assert parse_resources(f"cores:{n}") == Cores(n)
+        return
+    with pytest.raises(ResourceError, match=rf"Cores\({n}\): at most {MAX_IDS}"):
+        Cores(n)
+    with pytest.raises(ResourceError, match=rf"Cores\({n}\): at most {MAX_IDS}"):
+        parse_resources(f"cores:{n}")
+
+
+@LAWS
+@given(st.integers(MAX_DURATION - 3, MAX_DURATION + 3), st.sampled_from(["", "s"]))
+def test_a_limit_is_accepted_exactly_up_to_its_limit(seconds: int, unit: str) -> None:
+    """WTime(T=t) is accepted, as a number or as text, exactly when 0 < t <= MAX_DURATION."""
+    for given_as in (seconds, f"{seconds}{unit}"):
+        if seconds > MAX_DURATION:
+            with pytest.raises(ResourceError, match="a duration is at most 36525d"):
+                WTime(given_as)
+            continue
+        hard = WTime(given_as).T
+        assert hard == seconds
 
 
 # -- random alloc/dealloc sequences ----------------------------------------------------------------

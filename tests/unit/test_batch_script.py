@@ -17,6 +17,7 @@ import pytest
 
 from grainlike import ConfigError
 from grainlike.batch import Profile, check_key_file, render_script, template_path
+from grainlike.wire import load_key
 
 DISPATCHER = "login1.example.org:4242"
 
@@ -160,6 +161,17 @@ def test_a_key_file_others_can_read_is_refused(key_file: Path, mode: int) -> Non
     key_file.chmod(mode)
     with pytest.raises(ConfigError, match=f"mode {mode:04o}"):
         check_key_file(key_file)
+
+
+def test_a_key_file_in_a_directory_others_may_write_is_refused_as_load_key_does(
+    key_file: Path,
+) -> None:
+    key_file.parent.chmod(0o777)
+    with pytest.raises(ConfigError, match="has mode 0777: others may replace") as info:
+        check_key_file(key_file)
+    with pytest.raises(ConfigError) as loading:
+        load_key(key_file)
+    assert str(loading.value) == str(info.value)
 
 
 def test_a_missing_key_file_or_a_folder_is_refused(tmp_path: Path) -> None:

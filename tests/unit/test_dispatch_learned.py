@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 import json
+import logging
+import math
+import os
+import re
+import stat
 import statistics
 from pathlib import Path
 
 import pytest
+import trio
+import trio.testing
 
-from grainlike import ConfigError, LearningRule
+import grainlike as gl
+from grainlike import ConfigError, Cores, LearningRule, WTime
 from grainlike.dispatch import GroupStats, LearnedLimits
+from grainlike.resource import MAX_DURATION
 
 RUNS = [10.5, 12.0, 11.0, 14.5, 13.0, 10.0, 16.0, 12.5]
 
@@ -133,3 +142,188 @@ def test_saving_without_a_path_writes_nothing(
     learned.record("sim", 12.0)
     learned.save()
     assert list(tmp_path.iterdir()) == []
+
+
+# -- hardening: implausible statistics never reach placement -------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("count", "mean", "m2", "named"),
+    [
+        (8, math.nan, 1.0, "mean=nan"),
+        (8, math.inf, 1.0, "mean=inf"),
+        (8, 12.0, math.nan, "m2=nan"),
+        (8, 12.0, -1.0, "m2=-1.0"),
+        (8, -12.0, 1.0, "mean=-12.0"),
+        (-1, 12.0, 1.0, "count=-1"),
+        (8, 4e9, 1.0, "mean=4000000000.0"),
+    ],
+)
+def test_implausible_group_statistics_are_refused_at_construction(
+    count: int, mean: float, m2: float, named: str
+) -> None:
+    with pytest.raises(ConfigError, match=re.escape(named)):
+        GroupStats(count, mean, m2)
+
+
+@pytest.mark.parametrize("duration", [math.nan, math.inf, -math.inf, -12.0, 1e300])
+def test_an_implausible_run_time_is_ignored_and_warned_about_once(
+    duration: float, caplog: pytest.LogCaptureFixture
+) -> None:
+    learned = LearnedLimits(LearningRule(samples=2, min_duration=0.0))
+    for seconds in RUNS:
+        learned.record("sim", seconds)
+    before = (learned.stats("sim"), learned.limits("sim"), learned.version)
+    with caplog.at_level(logging.WARNING, logger="grainlike"):
+        learned.record("sim", duration)
+        learned.record("sim", duration)
+    assert (learned.stats("sim"), learned.limits("sim"), learned.version) == before
+    assert learned.rejected == 2
+    (warning,) = caplog.records
+    assert "sim" in warning.getMessage()
+    assert repr(duration) in warning.getMessage()
+
+
+def test_learned_limits_stay_within_the_longest_limit_a_wtime_may_have() -> None:
+    learned = LearnedLimits(LearningRule(samples=2, min_duration=0.0))
+    learned.record("wild", 1.0)
+    learned.record("wild", MAX_DURATION)
+    assert learned.limits("wild") == (MAX_DURATION, MAX_DURATION)
+    # Placement builds this request from them.
+    assert WTime(group="wild").with_limits(MAX_DURATION, MAX_DURATION).T == MAX_DURATION
+
+
+def write_stats(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"groups": {"sim": {"count": 8, "mean": NaN, "m2": 1.0}}}',
+        '{"groups": {"sim": {"count": 8, "mean": Infinity, "m2": 1.0}}}',
+        '{"groups": {"sim": {"count": 8, "mean": 12.0, "m2": -4.0}}}',
+        '{"groups": {"sim": {"count": 8, "mean": -12.0, "m2": 4.0}}}',
+        '{"groups": {"sim": {"count": 8.5, "mean": 12.0, "m2": 4.0}}}',
+        '{"groups": {"sim": {"count": true, "mean": 12.0, "m2": 4.0}}}',
+        '{"groups": {"sim": {"count": 8, "mean": "12", "m2": 4.0}}}',
+        '{"groups": {"sim": [8, 12.0, 4.0]}}',
+        '{"groups": []}',
+        "[]",
+        "not json",
+        "",
+    ],
+)
+def test_a_corrupt_statistics_file_is_a_config_error_naming_it(tmp_path: Path, text: str) -> None:
+    path = write_stats(tmp_path / "stats.json", text)
+    with pytest.raises(ConfigError, match=rf"{re.escape(str(path))}: not a grainlike statistics"):
+        LearnedLimits.open(path)
+
+
+def test_a_directory_at_the_statistics_path_is_a_config_error_naming_it(tmp_path: Path) -> None:
+    path = tmp_path / "stats.json"
+    path.mkdir()
+    with pytest.raises(ConfigError, match=rf"{re.escape(str(path))}: cannot read it"):
+        LearnedLimits.open(path)
+
+
+def test_a_statistics_file_that_is_not_utf8_is_a_config_error(tmp_path: Path) -> None:
+    path = tmp_path / "stats.json"
+    path.write_bytes(b"\xff\xfe{}")
+    with pytest.raises(ConfigError, match=r"stats\.json: not a grainlike statistics"):
+        LearnedLimits.open(path)
+
+
+def test_a_save_that_cannot_write_warns_once_and_does_not_raise(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "state" / "stats.json"
+    learned = LearnedLimits.open(path)
+    learned.record("sim", 12.0)
+    (tmp_path / "state").write_text("")  # where the directory should be: every write fails
+    with caplog.at_level(logging.WARNING, logger="grainlike"):
+        learned.save()
+        learned.save()
+    (warning,) = caplog.records
+    assert str(path) in warning.getMessage()
+    assert "not saved" in warning.getMessage()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["state"]
+
+
+def test_a_statistics_path_under_a_file_is_a_config_error_naming_it(tmp_path: Path) -> None:
+    (tmp_path / "state").write_text("")
+    path = tmp_path / "state" / "stats.json"
+    with pytest.raises(ConfigError, match=rf"{re.escape(str(path))}: cannot read it"):
+        LearnedLimits.open(path)
+
+
+def test_the_statistics_file_is_created_0600_whatever_the_umask(tmp_path: Path) -> None:
+    path = tmp_path / "stats.json"
+    learned = LearnedLimits.open(path)
+    learned.record("sim", 12.0)
+    previous = os.umask(0)
+    try:
+        learned.save()
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert [p.name for p in tmp_path.iterdir()] == ["stats.json"]
+
+
+def test_a_save_never_writes_a_value_that_open_would_refuse(tmp_path: Path) -> None:
+    path = tmp_path / "stats.json"
+    learned = LearnedLimits.open(path, LearningRule(samples=2, min_duration=0.0))
+    for seconds in [math.inf, 11.0, math.nan, 12.0, -1.0]:
+        learned.record("sim", seconds)
+    learned.save()
+    assert LearnedLimits.open(path).stats("sim") == GroupStats().add(11.0).add(12.0)
+
+
+# -- in a run ------------------------------------------------------------------------------------
+
+
+async def sleep_for(seconds: float) -> float | None:
+    await trio.sleep(seconds)
+    return gl.GVAR.res.T
+
+
+@pytest.mark.usefixtures("local_capacity")
+async def test_implausible_reported_run_times_leave_the_group_running(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    rule = LearningRule(samples=2, min_duration=0.0)
+    async with gl.open_session(stats=None, learning=rule) as session:
+        for seconds in [math.nan, math.inf, -5.0, 1e300]:  # what a lying worker may report
+            session.dispatcher.learned.record("sim", seconds)
+        assert await (sleep_for @ Cores(1) & WTime(group="sim"))(1.0) is None
+        assert await (sleep_for @ Cores(1) & WTime(group="sim"))(1.0) is None
+        assert await (sleep_for @ Cores(1) & WTime(group="sim"))(0.5) == pytest.approx(1.0)
+
+
+@pytest.mark.usefixtures("local_capacity")
+def test_a_run_whose_statistics_cannot_be_saved_returns_its_result(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    state = tmp_path / "state"
+
+    async def main() -> str:
+        await (sleep_for @ Cores(1) & WTime(group="sim"))(0.0)
+        state.rmdir()
+        state.write_text("")  # the directory is gone: the save at the end must fail
+        return "result"
+
+    state.mkdir()
+    with caplog.at_level(logging.WARNING, logger="grainlike"):
+        assert gl.run(main, stats=state / "stats.json") == "result"
+    assert [r.getMessage() for r in caplog.records if "not saved" in r.getMessage()] != []
+
+
+@pytest.mark.usefixtures("local_capacity")
+async def test_a_run_refuses_a_poisoned_statistics_file_by_name(tmp_path: Path) -> None:
+    path = write_stats(
+        tmp_path / "stats.json", '{"groups": {"sim": {"count": 8, "mean": NaN, "m2": 1}}}'
+    )
+    with pytest.raises(ConfigError, match=r"stats\.json: not a grainlike statistics file"):
+        async with gl.open_session(stats=path):
+            pass

@@ -7,7 +7,8 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[2] / "grainlike"
 
-#: Which grainlike subpackages each layer may import.  ``_exceptions`` is a leaf that any may.
+#: Which grainlike subpackages each layer may import.  ``_exceptions`` and ``_permissions``
+#: (the one rule for private files) are leaves that any may.
 ALLOWED: dict[str, set[str]] = {
     "resource": {"resource"},
     "wire": {"resource", "wire"},
@@ -15,7 +16,7 @@ ALLOWED: dict[str, set[str]] = {
     "worker": {"resource", "wire", "worker"},
     "batch": {"resource", "batch"},
 }
-LEAVES = {"_exceptions"}
+LEAVES = {"_exceptions", "_permissions"}
 
 
 def _layer_of(path: Path) -> str:

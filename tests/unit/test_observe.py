@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import io
 import json
+import logging
+import os
+import stat
 import sys
 from pathlib import Path
 from typing import Any
@@ -129,3 +132,74 @@ async def test_the_progress_bar_shows_done_running_and_queued_on_a_terminal(
     assert "tasks" in shown
     assert "4/4" in shown  # done out of all tasks
     assert "running 0  queued 0" in shown
+
+
+# -- an event log that cannot be written costs the log, never the run ----------------------------
+
+
+async def work(seconds: float) -> str:
+    await trio.sleep(seconds)
+    return "done"
+
+
+async def test_a_full_disk_under_the_event_log_warns_once_and_the_run_goes_on(
+    autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    full = Path("/dev/full")  # every write to it fails with ENOSPC
+    if not full.exists():
+        pytest.skip("no /dev/full on this system")
+    with caplog.at_level(logging.WARNING, logger="grainlike"):
+        async with gl.open_session(stats=None, events=full) as session:
+            results = await gl.gather(*[(work @ Cores(1))(1.0) for _ in range(5)])
+            assert not session.dispatcher.events.active  # the log let go of the dispatcher
+    assert results == ["done"] * 5
+    (warning,) = [r for r in caplog.records if r.name.startswith("grainlike")]
+    assert "/dev/full" in warning.getMessage()
+    assert "No space left on device" in warning.getMessage()
+
+
+async def test_an_event_log_in_a_missing_directory_warns_and_the_run_goes_on(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    log = tmp_path / "no-such-directory" / "run.jsonl"
+    with caplog.at_level(logging.WARNING, logger="grainlike"):
+        async with gl.open_session(stats=None, events=log):
+            assert await (work @ Cores(1))(0.0) == "done"
+    (warning,) = [r for r in caplog.records if r.name.startswith("grainlike")]
+    assert str(log) in warning.getMessage()
+    assert not log.exists()
+
+
+def test_gl_run_returns_the_result_when_the_event_log_fills_the_disk(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    if not Path("/dev/full").exists():
+        pytest.skip("no /dev/full on this system")
+
+    async def main() -> list[str]:
+        return await gl.gather(*[(work @ Cores(1))(0.0) for _ in range(3)])
+
+    with caplog.at_level(logging.WARNING, logger="grainlike"):
+        assert gl.run(main, stats=None, events="/dev/full") == ["done"] * 3
+
+
+async def test_the_event_log_is_created_0600_whatever_the_umask(tmp_path: Path) -> None:
+    log = tmp_path / "run.jsonl"
+    previous = os.umask(0)
+    try:
+        async with gl.open_session(stats=None, events=log):
+            await (work @ Cores(1))(0.0)
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE(log.stat().st_mode) == 0o600
+    assert "TaskFinished" in [record["event"] for record in read_log(log)]
+
+
+async def test_an_event_log_that_others_could_read_is_made_private(tmp_path: Path) -> None:
+    log = tmp_path / "run.jsonl"
+    log.write_text("an old run\n")
+    log.chmod(0o644)
+    async with gl.open_session(stats=None, events=log):
+        await (work @ Cores(1))(0.0)
+    assert stat.S_IMODE(log.stat().st_mode) == 0o600
+    assert read_log(log)[0]["event"] == "WorkerJoined"  # truncated, not appended

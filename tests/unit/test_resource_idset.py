@@ -8,7 +8,7 @@ from collections.abc import Callable
 import pytest
 
 from grainlike import GPU, Cores, InsufficientResourcesError, ResourceError
-from grainlike.resource import IdSet
+from grainlike.resource import MAX_ID, MAX_IDS, IdSet, parse_resources
 
 SOCKETS = {0: 0, 1: 0, 2: 0, 3: 0, 4: 1, 5: 1, 6: 1, 7: 1}
 
@@ -202,3 +202,30 @@ def test_groups_are_kept_by_allocations() -> None:
     allocation = capacity.alloc(Cores(4))
     assert allocation.groups == SOCKETS
     assert allocation.alloc(Cores(2)).c == [0, 1]
+
+
+def test_a_request_of_up_to_2_to_the_20_ids_is_accepted() -> None:
+    assert MAX_IDS == 2**20
+    assert Cores(MAX_IDS).N == MAX_IDS
+    assert GPU([MAX_ID]).ids == [MAX_ID]
+
+
+@pytest.mark.parametrize("count", [MAX_IDS + 1, 10**9, 10**30])
+def test_a_request_of_more_ids_is_refused_before_building_them(count: int) -> None:
+    with pytest.raises(ResourceError, match=re.escape(f"Cores({count}): at most {MAX_IDS} cores")):
+        Cores(count)
+
+
+def test_a_capacity_of_more_ids_is_refused_without_listing_them() -> None:
+    with pytest.raises(ResourceError, match=f"at most {MAX_IDS} GPUs") as info:
+        GPU(range(10**12))
+    assert len(str(info.value)) < 200
+    with pytest.raises(ResourceError, match=f"an ID is at most {MAX_ID}"):
+        Cores([0, MAX_ID + 1])
+
+
+def test_the_grammar_refuses_a_billion_cores() -> None:
+    with pytest.raises(ResourceError, match=re.escape("Cores(1000000000): at most")):
+        parse_resources("cores:1000000000")
+    with pytest.raises(ResourceError, match=f"an ID is at most {MAX_ID}"):
+        parse_resources("cores:[0-1000000000]", capacity=True)

@@ -7,6 +7,7 @@ import re
 import pytest
 
 from grainlike import Counter, InsufficientResourcesError, ResourceError, Token
+from grainlike.resource import MAX_COUNT, parse_resources
 
 
 def test_a_token_request_matches_a_subset_of_the_capacity_names() -> None:
@@ -90,3 +91,22 @@ def test_counter_names_keep_their_case() -> None:
 def test_invalid_counters_name_the_kind_and_the_value(name: str, n: int, message: str) -> None:
     with pytest.raises(ResourceError, match=re.escape(message)):
         Counter(name, n)
+
+
+def test_a_counter_holds_up_to_2_to_the_53() -> None:
+    assert MAX_COUNT == 2**53
+    assert Counter("x", MAX_COUNT).n == MAX_COUNT
+    assert parse_resources(f"x:{MAX_COUNT}") == Counter("x", MAX_COUNT)
+    assert Counter("x", MAX_COUNT).stat() == {"x": (float(MAX_COUNT), float(MAX_COUNT))}
+
+
+@pytest.mark.parametrize("n", [MAX_COUNT + 1, 10**30])
+def test_a_larger_count_is_refused_naming_it(n: int) -> None:
+    with pytest.raises(ResourceError, match=re.escape(f"Counter('x', {n}): a count is at most")):
+        Counter("x", n)
+
+
+def test_a_count_too_long_to_be_a_number_is_refused_without_echoing_it() -> None:
+    with pytest.raises(ResourceError, match="a counter takes a whole number") as info:
+        parse_resources("x:" + "9" * 5000)
+    assert len(str(info.value)) < 200

@@ -7,6 +7,7 @@ import re
 import pytest
 
 from grainlike import InsufficientResourcesError, Memory, ResourceError
+from grainlike.resource import MAX_KIB
 
 
 @pytest.mark.parametrize(
@@ -71,3 +72,23 @@ def test_text_is_the_shortest_exact_spelling() -> None:
     assert str(Memory(1024)) == "mem:1T"
     assert str(Memory.from_kib(1000)) == "mem:1000K"
     assert repr(Memory("512M")) == "Memory('512M')"
+
+
+def test_memory_up_to_1_eib_prints_and_reads_back() -> None:
+    largest = Memory("1048576T")
+    assert largest.kib == MAX_KIB
+    assert largest.M == 2**30
+    assert str(largest) == "mem:1048576T"
+    assert Memory.from_kib(MAX_KIB) == largest
+    assert Memory(2**30) == largest
+
+
+@pytest.mark.parametrize("size", ["82e888", "1e5000", 1e300, 2**30 + 1, "1048577T"])
+def test_memory_beyond_1_eib_is_refused_naming_the_value(size: str | float) -> None:
+    with pytest.raises(ResourceError, match=re.escape(f"Memory({size!r}): memory is at most")):
+        Memory(size)
+
+
+def test_from_kib_refuses_more_than_the_largest_size() -> None:
+    with pytest.raises(ResourceError, match=f"from 1 to {MAX_KIB}"):
+        Memory.from_kib(MAX_KIB + 1)

@@ -9,6 +9,7 @@ from collections.abc import Callable
 import pytest
 
 from grainlike import Cores, InsufficientResourcesError, ResourceError, WTime
+from grainlike.resource import MAX_DURATION
 
 
 class FakeClock:
@@ -144,3 +145,22 @@ def test_a_limit_of_its_own_is_a_capacity_that_does_not_count_down() -> None:
 def test_repr_shows_the_given_fields() -> None:
     assert repr(WTime(T=60, softT=30, group="g")) == "WTime(T=60.0, softT=30.0, group='g')"
     assert repr(WTime(T=60, countdown=True)) == "WTime(T=60.0, countdown=True)"
+
+
+def test_limits_of_up_to_100_years_are_accepted() -> None:
+    assert WTime(MAX_DURATION, group="g").T == MAX_DURATION
+    assert WTime(softT="36525d").softT == MAX_DURATION
+    assert WTime("inf", countdown=True).remaining() == math.inf
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "named"),
+    [
+        ({"T": MAX_DURATION + 1}, f"WTime(T={MAX_DURATION + 1})"),
+        ({"softT": "1e5000"}, "WTime(softT='1e5000')"),
+        ({"T": "36526d", "countdown": True}, "WTime(T='36526d')"),
+    ],
+)
+def test_a_longer_limit_is_refused_naming_it(kwargs: dict[str, object], named: str) -> None:
+    with pytest.raises(ResourceError, match=re.escape(f"{named}: a duration is at most")):
+        WTime(**kwargs)  # type: ignore[arg-type]

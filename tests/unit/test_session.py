@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import traceback
 from pathlib import Path
@@ -415,3 +416,47 @@ def test_main_returning_with_tasks_still_queued_cancels_them_and_returns_its_val
     assert warnings == [
         "main ended while 5 task(s) were still queued or running: they were cancelled"
     ]
+
+
+# -- listening without TLS -----------------------------------------------------------------------
+
+KEY = bytes(range(32))
+
+
+def listen_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if "without TLS" in r.getMessage()]
+
+
+async def test_listening_beyond_loopback_without_tls_warns_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="grainlike"):
+        async with gl.open_session(stats=None, listen="0.0.0.0:0", key=KEY) as session:
+            pass
+    (warning,) = listen_warnings(caplog)
+    assert f"listening on {session.address} without TLS" in warning
+    assert "--tls auto" in warning
+
+
+@pytest.mark.parametrize("listen", ["127.0.0.1:0", "localhost:0"])
+async def test_listening_on_loopback_without_tls_does_not_warn(
+    listen: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="grainlike"):
+        async with gl.open_session(stats=None, listen=listen, key=KEY):
+            pass
+    assert listen_warnings(caplog) == []
+
+
+async def test_listening_beyond_loopback_with_tls_does_not_warn(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from grainlike.wire import ensure_self_signed, tls_server_context
+
+    directory = tmp_path / "grainlike"
+    directory.mkdir(mode=0o700)
+    tls = tls_server_context(*ensure_self_signed(directory))
+    with caplog.at_level(logging.WARNING, logger="grainlike"):
+        async with gl.open_session(stats=None, listen="0.0.0.0:0", key=KEY, tls=tls):
+            pass
+    assert listen_warnings(caplog) == []

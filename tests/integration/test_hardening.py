@@ -1,0 +1,229 @@
+"""Hardening with real processes and files: TLS pinning end to end, and a run whose event log
+and statistics file cannot be written still finishing with main's result."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import cloudpickle
+import pytest
+import trio
+
+import grainlike as gl
+from grainlike import Cores
+from grainlike.wire import certificate_fingerprint, ensure_self_signed, tls_server_context
+
+pytestmark = pytest.mark.slow
+
+# Workers cannot import this test module: send its functions by value.
+cloudpickle.register_pickle_by_value(sys.modules[__name__])
+
+KEY = bytes(range(32))
+GRAINLIKE = [sys.executable, "-m", "grainlike"]
+
+
+def key_file(directory: Path) -> Path:
+    """A private directory holding the shared key, as ``~/.config/grainlike`` does."""
+    directory.mkdir(mode=0o700)
+    path = directory / "key"
+    path.write_text(KEY.hex())
+    path.chmod(0o600)
+    return path
+
+
+def environment() -> dict[str, str]:
+    env = dict(os.environ)
+    env.pop("GRAINLIKE_KEY", None)
+    return env
+
+
+async def where() -> str:
+    return gl.GVAR.instance
+
+
+async def start_worker(address: str, name: str, *flags: str) -> trio.Process:
+    command = [
+        *GRAINLIKE,
+        "worker",
+        address,
+        "--name",
+        name,
+        "--resources",
+        "cores:1,mem:1G",
+        "--connect-timeout",
+        "10",
+        *flags,
+    ]
+    return await trio.lowlevel.open_process(
+        command, env=environment(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+
+
+async def wait_for_exit(process: trio.Process) -> str:
+    """The process's stderr once it has exited (within 30 s)."""
+    assert process.stderr is not None
+    chunks = []
+    with trio.fail_after(30):
+        async for chunk in process.stderr:
+            chunks.append(chunk)
+        await process.wait()
+    return b"".join(chunks).decode()
+
+
+async def test_a_worker_pinning_the_auto_certificate_joins_and_others_are_refused(
+    tmp_path: Path,
+) -> None:
+    keys = key_file(tmp_path / "grainlike")
+    tls = tls_server_context(*ensure_self_signed(keys.parent))
+    stranger, _ = ensure_self_signed(key_file(tmp_path / "stranger").parent)
+    async with gl.open_session(
+        listen="127.0.0.1:0", local=False, key=KEY, stats=None, tls=tls
+    ) as session:
+        assert session.address is not None
+        pinned = await start_worker(
+            session.address, "pinned", "--tls", "auto", "--key-file", str(keys)
+        )
+        try:
+            with trio.fail_after(30):
+                while "pinned" not in session.dispatcher.worker_ids():
+                    await trio.sleep(0.05)
+            assert await (where @ Cores(1))() == "pinned"
+            wrong = await start_worker(
+                session.address,
+                "wrong",
+                "--tls-fingerprint",
+                certificate_fingerprint(stranger),
+                "--key-file",
+                str(keys),
+            )
+            plain = await start_worker(session.address, "plain", "--key-file", str(keys))
+            wrong_err = await wait_for_exit(wrong)
+            await wait_for_exit(plain)
+            assert wrong.returncode == 2
+            assert f"TLS with the dispatcher at {session.address} failed" in wrong_err
+            assert "Traceback" not in wrong_err
+            assert f"not the pinned {certificate_fingerprint(stranger)}" in wrong_err
+            assert plain.returncode != 0
+            assert session.dispatcher.worker_ids() == ["pinned"]
+        finally:
+            pinned.kill()
+            await pinned.wait()
+
+
+CLI_SCRIPT = """
+import sys
+from pathlib import Path
+
+import grainlike as gl
+from grainlike import Cores
+
+async def where():
+    return gl.GVAR.instance
+
+async def main():
+    Path(sys.argv[1]).write_text(gl.current_session().address)
+    print("ran on", await (where @ Cores(1))())
+"""
+
+
+async def test_grainlike_run_with_tls_auto_serves_a_worker_with_tls_auto(tmp_path: Path) -> None:
+    keys = key_file(tmp_path / "grainlike")
+    script, address_file = tmp_path / "script.py", tmp_path / "address"
+    script.write_text(CLI_SCRIPT)
+    run_command = [
+        *GRAINLIKE,
+        "run",
+        str(script),
+        "--listen",
+        "127.0.0.1:0",
+        "--no-local",
+        "--no-progress",
+        "--tls",
+        "auto",
+        "--key-file",
+        str(keys),
+        "--stats",
+        str(tmp_path / "stats.json"),
+        "--",
+        str(address_file),
+    ]
+    dispatcher = await trio.lowlevel.open_process(
+        run_command, env=environment(), stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    worker = None
+    try:
+        with trio.fail_after(30):
+            while not address_file.exists() or not address_file.read_text():
+                await trio.sleep(0.05)
+        worker = await start_worker(
+            address_file.read_text(), "pinned", "--tls", "auto", "--key-file", str(keys)
+        )
+        assert dispatcher.stdout is not None
+        with trio.fail_after(30):
+            out = b"".join([chunk async for chunk in dispatcher.stdout]).decode()
+        err = await wait_for_exit(dispatcher)
+    finally:
+        for process in (dispatcher, worker):
+            if process is not None and process.returncode is None:
+                process.kill()
+                await process.wait()
+    assert dispatcher.returncode == 0, err
+    assert out == "ran on pinned\n"
+    fingerprint = certificate_fingerprint(keys.parent / "tls-cert.pem")
+    assert f"--tls-fingerprint {fingerprint}" in err
+    assert "without TLS" not in err
+
+
+FULL_DISK_SCRIPT = """
+import shutil
+import sys
+from pathlib import Path
+
+import grainlike as gl
+from grainlike import Cores
+
+async def one():
+    return 1
+
+async def main():
+    total = sum(await gl.gather(*[(one @ Cores(1))() for _ in range(3)]))
+    state = Path(sys.argv[1])
+    shutil.rmtree(state)
+    state.write_text("")  # the statistics directory is gone: the save at exit must fail
+    print("total", total)
+"""
+
+
+def test_a_run_whose_event_log_and_statistics_cannot_be_written_exits_0(tmp_path: Path) -> None:
+    if not Path("/dev/full").exists():
+        pytest.skip("no /dev/full on this system")
+    script, state = tmp_path / "script.py", tmp_path / "state"
+    script.write_text(FULL_DISK_SCRIPT)
+    state.mkdir()
+    done = subprocess.run(
+        [
+            *GRAINLIKE,
+            "run",
+            str(script),
+            "--resources",
+            "cores:2,mem:1G",
+            "--no-progress",
+            "--events",
+            "/dev/full",
+            "--stats",
+            str(state / "stats.json"),
+            "--",
+            str(state),
+        ],
+        env=environment(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert (done.returncode, done.stdout) == (0, "total 3\n"), done.stderr
+    assert "event log /dev/full not written: [Errno 28] No space left on device" in done.stderr
+    assert f"not saved to {state / 'stats.json'}" in done.stderr
+    assert "Traceback" not in done.stderr
