@@ -409,7 +409,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                 for tool in order:
                     figures_of_run = run_driver(tool, figure, args, scratch, log)
                     results.setdefault((tool.name, figure), []).append(figures_of_run)
-                    runs.append({"pass": number, "tool": tool.name, **figures_of_run})
+                    runs.append({"pass": number, **figures_of_run, "tool": tool.name})
                     report = summary(figures_of_run)
                     print(
                         f"pass {number + 1}/{args.passes} {figure} {tool.name}: {report}",
