@@ -11,11 +11,13 @@ from typing import Any, TypeAlias
 
 from .._exceptions import ResourceError
 from ._combined import Resources, as_resources
+from ._cores import Cores
 from ._kind import Kind, kind_for_name
 from ._labels import Counter
+from ._memory import Memory
 from ._units import format_ids
 
-__all__ = ["ResourceSpec", "parse_resources", "with_overrides"]
+__all__ = ["Node", "ResourceSpec", "parse_resources", "with_overrides"]
 
 #: Everything accepted where resources are expected: text, a dict, or resources.
 ResourceSpec: TypeAlias = str | Mapping[str, Any] | Kind | Resources
@@ -129,3 +131,8 @@ def with_overrides(base: Kind | Resources, spec: ResourceSpec | None) -> Resourc
             else:
                 kinds[key] = kind
     return Resources(*kinds.values())
+
+
+def Node(N: int = 1, M: float | str = 1) -> Resources:  # Grain's names
+    """Grain's shorthand for ``Cores(N) & Memory(M)``."""
+    return Cores(N) & Memory(M)

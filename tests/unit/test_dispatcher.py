@@ -42,9 +42,9 @@ from grainlike.dispatch import (
     TaskPlaced,
     TaskRetried,
     WorkerLost,
-    status_report,
 )
 from grainlike.dispatch._records import Task
+from grainlike.dispatch._status import status_report
 from grainlike.resource import Kind, as_resources
 from grainlike.wire import Call
 
