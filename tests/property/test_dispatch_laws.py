@@ -211,9 +211,9 @@ class DispatcherLaws(RuleBasedStateMachine):
                 self.dispatcher.task_done(task.worker, task.id, task.attempt, outcome.Value(1), 0)
         assert self.dispatcher.queued() == 0
         assert sorted(self.resolved.values()) == [1] * len(self.resolved)
-        for worker in self.dispatcher.worker_states():
-            fresh = parse_resources(CAPACITIES[worker.id], capacity=True).stat()
-            assert worker.capacity.stat() == fresh
+        for state in self.dispatcher.worker_states():
+            fresh = parse_resources(CAPACITIES[state.id], capacity=True).stat()
+            assert state.capacity.stat() == fresh
         assert self.dispatcher._pools.capacity.stat() == self.fresh_pools
 
 
