@@ -131,9 +131,22 @@ def _cmd_worker(args: argparse.Namespace) -> int:
 def _cmd_status(args: argparse.Namespace) -> int:
     import trio
 
-    from ._client import query_status
+    from ._client import query_status, watch_status
 
-    report = trio.run(query_status, args.connect, _key(args.key_file), _tls_client(args.tls_ca))
+    key, tls = _key(args.key_file), _tls_client(args.tls_ca)
+    if args.watch:
+        if args.interval <= 0:
+            raise ConfigError(f"--interval {args.interval:g}: must be more than 0 seconds")
+        try:
+            trio.run(
+                lambda: watch_status(
+                    args.connect, key, tls, interval=args.interval, count=args.count
+                )
+            )
+        except* KeyboardInterrupt:  # Ctrl-C is how a watch ends, wherever it lands
+            pass
+        return 0
+    report = trio.run(query_status, args.connect, key, tls)
     print(json.dumps(report.data, indent=1) if args.json else report.text)
     return 0
 
@@ -314,6 +327,11 @@ def _parser() -> argparse.ArgumentParser:
         sub.add_argument("--tls-ca", help="verify the dispatcher's TLS certificate with this CA")
         if command == "status":
             sub.add_argument("--json", action="store_true", help="print JSON")
+            sub.add_argument("--watch", action="store_true", help="redraw until Ctrl-C")
+            sub.add_argument(
+                "--interval", type=float, default=1.0, help="seconds between redraws (--watch)"
+            )
+            sub.add_argument("--count", type=int, help="stop after this many redraws (--watch)")
         sub.set_defaults(handler=_cmd_status if command == "status" else _cmd_quit)
     return parser
 
