@@ -151,6 +151,20 @@ def _cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_report(args: argparse.Namespace) -> int:
+    from ._report import load_run, summary_line, write_html, write_trace
+
+    model = load_run(args.events)
+    output = args.output
+    if output is None and args.trace is None:
+        output = str(Path(args.events).with_suffix(".html"))
+    print(summary_line(model))
+    for path, write in ((output, write_html), (args.trace, write_trace)):
+        if path is not None:
+            print(f"wrote {write(model, path)}")
+    return 0
+
+
 def _cmd_quit(args: argparse.Namespace) -> int:
     import trio
 
@@ -312,6 +326,16 @@ def _parser() -> argparse.ArgumentParser:
     down.add_argument("--no-drain", action="store_true", help="cancel at once, without draining")
     down.add_argument("--drain-timeout", type=float, default=30.0, help="seconds to wait for drain")
     down.set_defaults(handler=_cmd_down)
+
+    report = commands.add_parser(
+        "report",
+        help="draw a run's event log: an HTML timeline report, a Chrome trace",
+        epilog="With neither -o nor --trace, writes EVENTS with the suffix .html.",
+    )
+    report.add_argument("events", metavar="EVENTS", help="the event log of `run --events`")
+    report.add_argument("-o", "--output", metavar="HTML", help="write the HTML report here")
+    report.add_argument("--trace", metavar="JSON", help="write a Chrome trace (Perfetto) here")
+    report.set_defaults(handler=_cmd_report)
 
     for command, text in (
         ("status", "show workers, tasks and why tasks wait"),
