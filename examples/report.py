@@ -47,6 +47,7 @@ async def solve() -> None:
 
 async def flaky(marker: str) -> str:
     """Fails on its first attempt (it leaves a marker file), succeeds on the second."""
+    await trio.sleep(0.15)
     path = Path(marker)
     if not path.exists():
         path.touch()
@@ -55,6 +56,7 @@ async def flaky(marker: str) -> str:
 
 
 async def broken(value: int) -> None:
+    await trio.sleep(0.2)
     raise ValueError(f"bad input {value}")
 
 

@@ -6,6 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 out=$(realpath -m "${1:-docs/img/report.png}")
 python=${PYTHON:-.venv/bin/python}
+case $python in */*) python=$(realpath -s "$python") ;; esac  # the example runs from elsewhere
+root=$PWD
 chromium=$(command -v chromium || command -v chromium-browser || true)
 if [ -z "$chromium" ]; then
     echo "report-screenshot: no chromium here; as root, run bash scripts/setup-chromium.sh" >&2
@@ -13,7 +15,8 @@ if [ -z "$chromium" ]; then
 fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-"$python" examples/report.py "$work/run" >/dev/null
+# From inside the scratch directory, so that the report names its log run/run.jsonl.
+(cd "$work" && "$python" "$root/examples/report.py" run >/dev/null)
 mkdir -p "$(dirname "$out")"
 # The flags keep Chromium off the network (the report needs none) and out of any profile.
 timeout 120 "$chromium" --headless --no-sandbox --disable-gpu --disable-quic --no-first-run \

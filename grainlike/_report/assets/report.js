@@ -42,7 +42,7 @@
   const lanes = model.lanes;
   const laneCount = lanes.span.length;
   const GAP = 6; // between workers
-  const laneHeight = Math.max(3, Math.min(18, Math.floor(560 / Math.max(laneCount, 1))));
+  const laneHeight = Math.max(3, Math.min(26, Math.floor(560 / Math.max(laneCount, 1))));
   const laneTop = new Float64Array(laneCount);
   let worldHeight = 0;
   for (let l = 0; l < laneCount; l++) {
