@@ -207,11 +207,18 @@ def test_a_screenshot_of_the_report_shows_the_timeline_in_colour(
     assert colours.get(bytes.fromhex("f28e2b"), 0) > 50
 
 
+@pytest.fixture(scope="module")
+def big_report(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int]:
+    """The report of a made-up run of 100,000 tasks, and its number of runs."""
+    directory = tmp_path_factory.mktemp("big")
+    runs = write_synthetic_log(directory / "big.jsonl", 100_000)
+    return write_html(load_run(directory / "big.jsonl"), directory / "big.html"), runs
+
+
 def test_a_report_of_100000_runs_renders_with_a_bar_element_each(
-    chromium: str, tmp_path: Path
+    chromium: str, big_report: tuple[Path, int], tmp_path: Path
 ) -> None:
-    runs = write_synthetic_log(tmp_path / "big.jsonl", 100_000)
-    page = write_html(load_run(tmp_path / "big.jsonl"), tmp_path / "big.html")
+    page, runs = big_report
     dom = run_chromium(
         chromium, tmp_path / "profile", "--virtual-time-budget=20000", "--dump-dom", page.as_uri()
     ).stdout
@@ -382,6 +389,27 @@ def test_the_wheel_zooms_around_the_pointer_and_a_double_click_shows_the_whole_r
     browser.mouse("mouseReleased", x, y, button="left", clickCount=2)
     browser.evaluate("new Promise(done => setTimeout(done, 400))")
     assert browser.evaluate(BAR_BOX % 4)[2] == pytest.approx(width, abs=1)
+
+
+def test_100000_runs_zoom_and_pan_and_show_their_bars_once_few_are_in_view(
+    browser: DevTools, big_report: tuple[Path, int]
+) -> None:
+    page, _ = big_report
+    open_page(browser, page)
+    shown = "document.querySelectorAll('.bar.shown').length"
+    assert browser.evaluate(shown) == 0  # 100,000 in view: the canvas alone draws them
+    paints = []
+    for delta in (-600, -600, -600, -600, -600, -600):
+        browser.mouse("mouseWheel", 700, 300, deltaX=0, deltaY=delta)
+        browser.evaluate("new Promise(done => requestAnimationFrame(done))")
+        paints.append(int(browser.evaluate("timeline.dataset.paintMs")))
+    browser.mouse("mouseWheel", 700, 300, deltaX=300, deltaY=0)  # pan
+    browser.evaluate("new Promise(done => setTimeout(done, 400))")
+    assert 0 < browser.evaluate(shown) <= 1500
+    browser.mouse("mouseMoved", 700, 300)
+    assert browser.evaluate("tip.hidden ? '' : tip.textContent").startswith("task ")
+    print(f"paint times while zooming into 100,000 runs: {paints} ms")
+    assert max(paints) < 2000  # about 20-70 ms on the project's shared 2-core machine
 
 
 def test_the_page_asks_the_network_for_nothing_and_throws_no_error(

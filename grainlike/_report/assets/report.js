@@ -37,6 +37,24 @@
     const lane = columns.lane[i];
     return typeof lane === "number" ? [lane] : lane;
   }
+  // The runs are sorted by start, so those in a time window are found by bisection: from the
+  // first that starts after the window's start less the longest run, to the last that starts
+  // before its end.
+  let longest = 0;
+  for (let i = 0; i < count; i++) longest = Math.max(longest, end[i] - start[i]);
+  function firstStartingAfter(t) {
+    let low = 0;
+    let high = count;
+    while (low < high) {
+      const middle = (low + high) >> 1;
+      if (start[middle] <= t) low = middle + 1;
+      else high = middle;
+    }
+    return low;
+  }
+  function inWindow(t0, t1) {
+    return [firstStartingAfter(t0 - longest - 1), firstStartingAfter(t1)];
+  }
 
   // -- lanes: one per worker x core, per worker x GPU, one for runs with neither ---------
   const lanes = model.lanes;
@@ -78,13 +96,7 @@
     name: { keys: columns.name, labels: model.names },
     group: { keys: columns.group, labels: model.groups.map((g) => g || "(none)") },
   };
-  for (const scheme of Object.values(schemes)) {
-    // Runs sorted by colour, so that the canvas changes its fill style once per colour.
-    const order = Array.from({ length: count }, (_, i) => i);
-    order.sort((a, b) => scheme.keys[a] - scheme.keys[b] || a - b);
-    scheme.order = Int32Array.from(order);
-    scheme.colours = scheme.labels.map((_, key) => colour(key));
-  }
+  for (const scheme of Object.values(schemes)) scheme.colours = scheme.labels.map((_, key) => colour(key));
   let scheme = schemes.name;
   const marked = [];
   for (let i = 0; i < count; i++) if (columns.outcome[i] !== FINISHED) marked.push(i);
@@ -186,12 +198,25 @@
   let hovered = -1;
   const DOM_LIMIT = 1500;
   let shown = [];
+  // The hovered run is outlined on a canvas of its own, so that hovering repaints nothing else.
+  const overlay = document.createElement("canvas");
+  overlay.className = "overlay";
+  canvas.after(overlay);
+  const pointer = overlay.getContext("2d");
+  // Per frame: the runs in view grouped by colour, and which pixel columns of each lane
+  // already have a sub-pixel run (one is enough; 100,000 of them need not be drawn one by one).
+  const byColour = new Int32Array(count);
+  let covered = new Uint8Array(0);
 
   function resize() {
     width = timeline.clientWidth || 800;
     canvas.width = Math.round(width * ratio);
     canvas.height = Math.round((AXIS + viewHeight) * ratio);
     canvas.style.height = AXIS + viewHeight + "px";
+    overlay.width = canvas.width;
+    overlay.height = canvas.height;
+    overlay.style.height = canvas.style.height;
+    covered = new Uint8Array(laneCount * (Math.ceil(width) + 1));
     barsLayer.style.left = GUTTER + "px";
     barsLayer.style.top = AXIS + "px";
     barsLayer.style.width = plotWidth() + "px";
@@ -203,7 +228,31 @@
     return AXIS + laneTop[l] - view.y;
   }
 
+  function paintHover() {
+    pointer.setTransform(ratio, 0, 0, ratio, 0, 0);
+    pointer.clearRect(0, 0, width, AXIS + viewHeight);
+    if (hovered < 0) return;
+    pointer.save();
+    pointer.beginPath();
+    pointer.rect(GUTTER, AXIS, plotWidth(), viewHeight);
+    pointer.clip();
+    pointer.strokeStyle = "#1f2328";
+    pointer.lineWidth = 2;
+    const x0 = xOf(start[hovered]);
+    const w = Math.max(xOf(end[hovered]) - x0, 1);
+    for (const l of lanesOf(hovered)) pointer.strokeRect(x0 - 1, laneY(l), w + 2, laneHeight);
+    pointer.restore();
+  }
+
   function paint() {
+    const painting = performance.now();
+    const visible = paintLanes();
+    paintHover();
+    timeline.dataset.paintMs = String(Math.round(performance.now() - painting));
+    return visible;
+  }
+
+  function paintLanes() {
     const ctx = context;
     ctx.setTransform(ratio, 0, 0, ratio, 0, 0);
     ctx.clearRect(0, 0, width, AXIS + viewHeight);
@@ -251,28 +300,47 @@
       }
     }
     const inner = laneHeight > 4 ? 1 : 0;
-    const order = scheme.order;
     const keys = scheme.keys;
-    let key = -1;
+    const [first, last] = inWindow(view.t0, view.t1);
     const visible = [];
     let crowded = false;
-    for (let k = 0; k < count; k++) {
-      const i = order[k];
-      if (end[i] < view.t0 || start[i] > view.t1) continue;
-      if (keys[i] !== key) {
-        key = keys[i];
-        ctx.fillStyle = scheme.colours[key];
-      }
-      const x0 = xOf(start[i]);
-      const w = Math.max(xOf(end[i]) - x0, 1);
-      for (const l of lanesOf(i)) {
-        const y = laneY(l);
-        if (y + laneHeight < AXIS || y > AXIS + viewHeight) continue;
-        ctx.fillRect(x0, y + inner, w, laneHeight - 2 * inner);
-      }
+    const tally = new Int32Array(scheme.labels.length + 1);
+    for (let i = first; i < last; i++) if (end[i] >= view.t0) tally[keys[i] + 1]++;
+    for (let k = 1; k < tally.length; k++) tally[k] += tally[k - 1];
+    const fill = tally.slice();
+    for (let i = first; i < last; i++) {
+      if (end[i] < view.t0) continue;
+      byColour[fill[keys[i]]++] = i;
       if (!crowded) {
         visible.push(i);
         crowded = visible.length > DOM_LIMIT;
+      }
+    }
+    covered.fill(0);
+    const columnsPerLane = Math.ceil(width) + 1;
+    const top = AXIS - laneHeight;
+    const bottom = AXIS + viewHeight;
+    for (let key = 0; key < scheme.labels.length; key++) {
+      if (tally[key] === tally[key + 1]) continue;
+      ctx.fillStyle = scheme.colours[key];
+      for (let k = tally[key]; k < tally[key + 1]; k++) {
+        const i = byColour[k];
+        const x0 = xOf(start[i]);
+        const w = xOf(end[i]) - x0;
+        const lane = columns.lane[i];
+        const many = typeof lane !== "number";
+        for (let n = 0, lanes = many ? lane.length : 1; n < lanes; n++) {
+          const l = many ? lane[n] : lane;
+          const y = laneY(l);
+          if (y < top || y > bottom) continue;
+          if (w < 1) {
+            const column = Math.max(Math.floor(x0), 0);
+            const slot = l * columnsPerLane + Math.min(column, columnsPerLane - 1);
+            if (covered[slot]) continue;
+            covered[slot] = 1;
+            ctx.fillRect(column, y + inner, 1, laneHeight - 2 * inner);
+          } else ctx.fillRect(x0, y + inner, w, laneHeight - 2 * inner);
+        }
       }
     }
     for (const i of marked) {
@@ -302,13 +370,6 @@
           ctx.setLineDash([]);
         }
       }
-    }
-    if (hovered >= 0) {
-      ctx.strokeStyle = "#1f2328";
-      ctx.lineWidth = 2;
-      const x0 = xOf(start[hovered]);
-      const w = Math.max(xOf(end[hovered]) - x0, 1);
-      for (const l of lanesOf(hovered)) ctx.strokeRect(x0 - 1, laneY(l), w + 2, laneHeight);
     }
     if (count === 0) {
       ctx.fillStyle = "#656d76";
@@ -388,11 +449,14 @@
       pending = false;
       const visible = paint();
       utilisation.paint();
-      barsLayer.style.visibility = "hidden";
+      // The run under a pointer that did not move changes with the view.
+      if (pointerAt !== null && !drag) showTip(runAt(pointerAt[0], pointerAt[1]), pointerAt[0], pointerAt[1]);
+      // The bar elements stand where the bars were until the view rests: take them away
+      // (only those shown, not the layer: restyling all of 100,000 bars would take long).
+      placeBars(null);
       clearTimeout(resting);
       resting = setTimeout(function () {
         placeBars(visible);
-        barsLayer.style.visibility = "";
       }, 120);
     });
   }
@@ -447,7 +511,7 @@
       if (hovered >= 0) bars[hovered].classList.remove("hover");
       hovered = i;
       if (i >= 0) bars[i].classList.add("hover");
-      schedule();
+      paintHover();
     }
     if (i < 0) {
       tip.hidden = true;
@@ -466,12 +530,14 @@
 
   // -- input -----------------------------------------------------------------------------
   let drag = null;
+  let pointerAt = null;
   function local(event) {
     const box = timeline.getBoundingClientRect();
     return [event.clientX - box.left, event.clientY - box.top];
   }
   timeline.addEventListener("mousemove", function (event) {
     const [x, y] = local(event);
+    pointerAt = [x, y];
     if (drag) {
       const per = (view.t1 - view.t0) / plotWidth();
       view.t0 = drag.t0 - (x - drag.x) * per;
@@ -486,6 +552,7 @@
     showTip(i, x, y);
   });
   timeline.addEventListener("mouseleave", function () {
+    pointerAt = null;
     showTip(-1, 0, 0);
   });
   timeline.addEventListener("mousedown", function (event) {
@@ -619,6 +686,12 @@
     }
 
     function paintChart() {
+      const painting = performance.now();
+      paintSeries();
+      chart.dataset.paintMs = String(Math.round(performance.now() - painting));
+    }
+
+    function paintSeries() {
       const w = width;
       pen.setTransform(ratio, 0, 0, ratio, 0, 0);
       pen.clearRect(0, 0, w, HEIGHT);
@@ -629,8 +702,8 @@
       const usedDiff = kinds.map(() => new Float64Array(buckets + 1));
       const held = kinds.map(() => new Float64Array(buckets));
       const heldDiff = kinds.map(() => new Float64Array(buckets + 1));
-      for (let i = 0; i < count; i++) {
-        if (start[i] > view.t1) break;
+      const [first, last] = inWindow(view.t0, view.t1);
+      for (let i = first; i < last; i++) {
         if (end[i] < view.t0) continue;
         const row = amounts[columns.alloc[i]];
         for (let k = 0; k < kinds.length; k++) {
