@@ -16,6 +16,7 @@ from rich.console import Console
 import grainlike as gl
 from grainlike import Cores
 from grainlike._client import watch_status
+from grainlike.cli import main
 
 pytestmark = pytest.mark.usefixtures("local_capacity")
 
@@ -92,6 +93,17 @@ async def test_watching_where_no_dispatcher_listens_is_a_config_error() -> None:
         port = probe.getsockname()[1]
     with pytest.raises(gl.ConfigError, match=f"127.0.0.1:{port}: no dispatcher answers there"):
         await watch_status(f"127.0.0.1:{port}", KEY, console=a_console(terminal=False))
+
+
+async def test_status_of_an_address_where_nothing_listens_exits_2_with_one_line(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with trio.socket.socket() as probe:
+        await probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    assert await trio.to_thread.run_sync(main, ["status", "--connect", f"127.0.0.1:{port}"]) == 2
+    [line] = capsys.readouterr().err.splitlines()
+    assert line.startswith(f"grainlike status: 127.0.0.1:{port}: no dispatcher answers there")
 
 
 def _status_command(address: str, *more: str) -> list[str]:

@@ -15,7 +15,8 @@ import trio.testing
 import grainlike as gl
 from grainlike import GPU, Cores
 from grainlike._observe import event_record
-from grainlike.dispatch import TaskPlaced, WorkerJoined
+from grainlike.dispatch import TaskFinished, TaskPlaced, WorkerJoined
+from grainlike.wire import Usage
 
 pytestmark = pytest.mark.usefixtures("local_capacity")
 
@@ -33,6 +34,13 @@ def test_an_event_record_names_the_event_and_lists_its_fields() -> None:
         "attempt": 1,
     }
     assert json.loads(json.dumps(event_record(event))) == event_record(event)
+
+
+def test_an_event_record_turns_what_a_task_used_into_a_plain_dict() -> None:
+    usage = Usage(wall=2.0, cpu=1.5, peak_rss=10_000_000)
+    record = event_record(TaskFinished(4, "node-1", 2.0, 1, usage, at=1700000000.5))
+    assert record["usage"] == {"wall": 2.0, "cpu": 1.5, "peak_rss": 10_000_000, "peak_disk": None}
+    assert json.loads(json.dumps(record)) == record
 
 
 def read_log(path: Path) -> list[dict[str, Any]]:
