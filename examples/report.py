@@ -3,11 +3,13 @@
 Run it with ``python examples/report.py [DIR]`` (a new temporary directory by default).
 A dispatcher with an embedded worker and one ``grainlike worker`` process on 127.0.0.1 run
 async, sync, subprocess and two-core tasks; one task fails, one fails once and is retried.
-It writes ``DIR/run.jsonl`` (every event), ``DIR/report.html`` (open it in a browser) and
-``DIR/trace.json`` (open it in Perfetto or ``chrome://tracing``), as these commands would:
+It logs every event to ``DIR/run.jsonl`` (``gl.run(main, events=...)``, as ``grainlike run
+script.py --events DIR/run.jsonl`` does), then runs
 
-    grainlike run script.py --events DIR/run.jsonl
     grainlike report DIR/run.jsonl -o DIR/report.html --trace DIR/trace.json
+
+for the report (open it in a browser) and the trace (open it in Perfetto or
+``chrome://tracing``).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -23,7 +26,6 @@ import trio
 
 import grainlike as gl
 from grainlike import Cores, Memory, WTime
-from grainlike._report import load_run, summary_line, write_html, write_trace
 
 KEY = secrets.token_bytes(32)
 CORES = min(len(os.sched_getaffinity(0)), 2)
@@ -101,11 +103,13 @@ if __name__ == "__main__":
     out.mkdir(parents=True, exist_ok=True)
     events = out / "run.jsonl"
     gl.run(main, out, listen="127.0.0.1:0", key=KEY, events=events, stats=None, name="local")
-    model = load_run(events)
-    report = write_html(model, out / "report.html")
-    trace = write_trace(model, out / "trace.json")
+    report, trace = out / "report.html", out / "trace.json"
+    command = [sys.executable, "-m", "grainlike", "report", str(events), "-o", str(report)]
+    done = subprocess.run([*command, "--trace", str(trace)], capture_output=True, text=True)
+    if done.returncode != 0:
+        sys.exit(done.stderr)
     complete = [e for e in json.loads(trace.read_text())["traceEvents"] if e["ph"] == "X"]
     print(f"events: {events} ({len(events.read_text().splitlines())} events)")
     print(f"report: {report}")
     print(f"trace:  {trace} ({len(complete)} complete events, one per run)")
-    print(summary_line(model))
+    print(done.stdout.splitlines()[0])  # grainlike report's summary line
