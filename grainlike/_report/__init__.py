@@ -1,7 +1,8 @@
 """``grainlike report``: a run's events as an HTML timeline report and as a Chrome trace.
 
-``load_run`` reads the events (``_records``) and folds them into a ``RunModel`` (``_model``);
-``write_html`` and ``write_trace`` turn the model into files (``_html``, ``_trace``).
+``load_run`` reads the events (``_records``) and folds them (``_build``) into a ``RunModel``
+(``_model``); ``write_html`` and ``write_trace`` turn the model into files (``_html``,
+``_trace``), with the figures of ``_summary``.
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from .._exceptions import ConfigError
+from ._build import build_model
 from ._html import render_html, summary_line
-from ._model import Run, RunModel, TaskSummary, WorkerSpan, build_model
+from ._model import Run, RunModel, TaskSummary, WorkerSpan
 from ._records import EventRecords, read_records
 from ._summary import Counts, Row, counts, pool_peaks, table, utilisation
 from ._trace import trace_events
