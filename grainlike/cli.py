@@ -195,10 +195,37 @@ def _cmd_worker(args: argparse.Namespace) -> int:
 def _cmd_status(args: argparse.Namespace) -> int:
     import trio
 
-    from ._client import query_status
+    from ._client import query_status, watch_status
 
-    report = trio.run(query_status, args.connect, _key(args.key_file), _tls_client(args))
+    key, tls = _key(args.key_file), _tls_client(args)
+    if args.watch:
+        if args.interval <= 0:
+            raise ConfigError(f"--interval {args.interval:g}: must be more than 0 seconds")
+        try:
+            trio.run(
+                lambda: watch_status(
+                    args.connect, key, tls, interval=args.interval, count=args.count
+                )
+            )
+        except* KeyboardInterrupt:  # Ctrl-C is how a watch ends, wherever it lands
+            pass
+        return 0
+    report = trio.run(query_status, args.connect, key, tls)
     print(json.dumps(report.data, indent=1) if args.json else report.text)
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from ._report import load_run, summary_line, write_html, write_trace
+
+    model = load_run(args.events)
+    output = args.output
+    if output is None and args.trace is None:
+        output = str(Path(args.events).with_suffix(".html"))
+    print(summary_line(model))
+    for path, write in ((output, write_html), (args.trace, write_trace)):
+        if path is not None:
+            print(f"wrote {write(model, path)}")
     return 0
 
 
@@ -405,6 +432,16 @@ def _parser() -> argparse.ArgumentParser:
     _tls_client_arguments(down)
     down.set_defaults(handler=_cmd_down)
 
+    report = commands.add_parser(
+        "report",
+        help="draw a run's event log: an HTML timeline report, a Chrome trace",
+        epilog="With neither -o nor --trace, writes EVENTS with the suffix .html.",
+    )
+    report.add_argument("events", metavar="EVENTS", help="the event log of `run --events`")
+    report.add_argument("-o", "--output", metavar="HTML", help="write the HTML report here")
+    report.add_argument("--trace", metavar="JSON", help="write a Chrome trace (Perfetto) here")
+    report.set_defaults(handler=_cmd_report)
+
     for command, text in (
         ("status", "show workers, tasks and why tasks wait"),
         ("quit", "drain workers whose id matches PATTERN"),
@@ -419,6 +456,11 @@ def _parser() -> argparse.ArgumentParser:
         _tls_client_arguments(sub)
         if command == "status":
             sub.add_argument("--json", action="store_true", help="print JSON")
+            sub.add_argument("--watch", action="store_true", help="redraw until Ctrl-C")
+            sub.add_argument(
+                "--interval", type=float, default=1.0, help="seconds between redraws (--watch)"
+            )
+            sub.add_argument("--count", type=int, help="stop after this many redraws (--watch)")
         sub.set_defaults(handler=_cmd_status if command == "status" else _cmd_quit)
     return parser
 

@@ -5,6 +5,7 @@ Workers and the ``status``/``quit`` clients connect the same way, so they share 
 
 from __future__ import annotations
 
+import os
 import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -44,12 +45,19 @@ async def _tcp(host: str, port: int, connect_timeout: float) -> trio.SocketStrea
         except OSError as error:
             if trio.current_time() + delay > deadline:
                 waited = f" within {connect_timeout:g}s" if connect_timeout > 0 else ""
-                reason = error.strerror or str(error)
+                reason = _why(error)
                 raise GrainlikeError(
                     f"cannot reach the dispatcher at {host}:{port}{waited}: {reason}"
                 ) from None
             await trio.sleep(delay)
             delay = min(delay * 2, 2.0)
+
+
+def _why(error: OSError) -> str:
+    """The system's word for a failed connect (trio wraps one error per address tried)."""
+    causes = getattr(error.__cause__, "exceptions", ())
+    reasons = {os.strerror(c.errno) for c in causes if isinstance(c, OSError) and c.errno}
+    return ", ".join(sorted(reasons)) or error.strerror or str(error)
 
 
 @asynccontextmanager

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -54,3 +55,21 @@ def test_cluster_local_sends_token_tasks_only_to_the_worker_with_the_token() -> 
     assert "token:gpu tasks ran on: {'gpu-node': 4}" in out
     assert "5000 short tasks: all results right" in out
     assert "pipelined at most" in out
+
+
+def test_report_writes_an_event_log_a_report_and_a_trace_of_a_run_on_two_workers(
+    tmp_path: Path,
+) -> None:
+    out = _run(sys.executable, "examples/report.py", str(tmp_path))
+    assert "one task failed, as it should: bad input 42" in out
+    summary = out.splitlines()[-1]
+    assert summary.startswith("19 tasks: 18 finished, 1 failed; 20 runs (1 retried); 2 workers")
+    page = (tmp_path / "report.html").read_text()
+    assert "ValueError: bad input 42" in page
+    assert "drained: the example is done with it" in page
+    trace = json.loads((tmp_path / "trace.json").read_text())
+    runs = [event for event in trace["traceEvents"] if event["ph"] == "X"]
+    assert len(runs) == 20
+    assert {event["pid"] for event in runs} == {1, 2}
+    records = [json.loads(line) for line in (tmp_path / "run.jsonl").read_text().splitlines()]
+    assert [r["event"] for r in records].count("TaskPlaced") == 20
