@@ -20,7 +20,10 @@ def event_record(event: Event) -> dict[str, Any]:
     """One event as a JSON-ready dict with its type under ``"event"``."""
     record: dict[str, Any] = {"event": type(event).__name__}
     record.update(attrs.asdict(event, recurse=False))
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in record.items()}
+    return {
+        k: list(v) if isinstance(v, tuple) else attrs.asdict(v) if attrs.has(type(v)) else v
+        for k, v in record.items()
+    }
 
 
 @attrs.define(eq=False)

@@ -26,6 +26,7 @@ from .dispatch import (
     wait_all,
 )
 from .resource import Kind, Resources, ResourceSpec, as_resources, parse_resources
+from .wire._call import check_executor
 from .worker import LocalWorker
 
 __all__ = ["Session", "current_session", "exec1", "explain", "gather", "open_session", "run"]
@@ -46,6 +47,8 @@ class Session:
     local_worker: LocalWorker | None = None
     #: ``HOST:PORT`` where remote workers connect, when the session listens.
     address: str | None = None
+    #: Where sync functions run unless bound with ``.options(executor=...)``.
+    executor: str = "process"
 
 
 def current_session() -> Session:
@@ -99,6 +102,7 @@ async def open_session(
     max_frame: int = 64 * 2**20,
     pipeline_window: float = 0.02,
     pipeline_depth: int = 32,
+    executor: str = "process",
 ) -> AsyncIterator[Session]:
     """Run a dispatcher (and, with ``local``, an embedded worker) for the duration of the block.
 
@@ -117,6 +121,7 @@ async def open_session(
         or pipeline_depth < 0
     ):
         raise ConfigError(f"pipeline_depth={pipeline_depth!r}: must be a whole number, 0 or more")
+    check_executor(executor)
     config = DispatcherConfig(
         max_retries=max_retries,
         starvation_bound=starvation_bound,
@@ -132,7 +137,7 @@ async def open_session(
     )
     learned = LearnedLimits.open(stats, learning)
     dispatcher = Dispatcher(config, learned)
-    session = Session(dispatcher)
+    session = Session(dispatcher, executor=executor)
     token = _SESSION.set(session)
     try:
         async with trio.open_nursery() as nursery:
@@ -185,7 +190,8 @@ def run(main: Callable[..., Awaitable[T]], *args: Any, **options: Any) -> T:
     for remote workers ``heartbeat_interval``/``heartbeat_timeout``, ``max_frame``,
     ``pipeline_window`` (seconds of short tasks sent ahead to wait behind each running one,
     by their measured duration; 0 turns pipelining off) and ``pipeline_depth`` (at most that
-    many per running task).
+    many per running task); ``executor`` (``"process"``, the default: sync functions run in
+    worker processes pinned to their cores; ``"thread"``: in worker threads).
     """
 
     async def session_main() -> T:

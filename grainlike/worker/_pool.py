@@ -1,0 +1,363 @@
+"""The process pool of a worker: warm child processes that run sync functions, one task each.
+
+A child (``_child.py``) is started once and reused; it is pinned to each task's allocation by
+the child itself, before the task runs.  The pool grows on demand: a task takes an idle child
+or starts one.  Tasks that hold cores never wait here (the dispatcher gives out no more cores
+than the worker has, so at most that many such children are busy); tasks without cores share
+``extra_children`` more.  A child idle for ``idle_timeout`` seconds is closed.
+
+The parent side watches each task: it kills the child at the hard limit, kills it when the
+tree's resident memory exceeds the task's ``Memory`` (with enforcement on), kills it when the
+caller cancels, and measures the task's wall time, CPU time and peak resident memory.
+A killed or dead child is replaced by the next task that needs one.
+
+Children are started from the worker's main thread (a ``vfork`` and ``exec``, about a
+millisecond), not from a thread of trio's cache: the kernel sends a child its parent-death
+signal when the *thread* that started it ends, and cached threads end when idle.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import socket
+import subprocess
+import sys
+from typing import Any, Final
+
+import attrs
+import msgpack
+import outcome
+import trio
+
+from .._exceptions import MemoryLimitError, TaskFailedError
+from ..resource import GPU, ZERO, Cores, Memory, Resources
+from ..wire import Call, CallPacker, FramedStream, Usage, dumps_payload, unpack_outcome
+from ._context import TaskContext
+from ._enforce import kill_process_group, kill_tree, tree_rss
+
+__all__ = ["PoolStatistics", "ProcessPool"]
+
+#: How often the parent samples a running task's process tree (resident memory).
+SAMPLE_INTERVAL: Final = 0.1
+#: Frames between a worker and its own children are not limited below the header's range.
+_MAX_FRAME: Final = 2**32 - 1
+
+_BOOT: Final = (
+    "import sys; sys.path[:] = sys.argv[3:]; "
+    "from grainlike.worker._child import main; sys.exit(main(sys.argv[1:3]))"
+)
+
+
+def _default_extra() -> int:
+    return len(os.sched_getaffinity(0))
+
+
+@attrs.frozen
+class PoolStatistics:
+    """A snapshot of a pool.
+
+    Attributes:
+        alive: Children now running (idle or busy).
+        idle: Children waiting for a task.
+        started: Children started since the pool was made.
+        tasks: Tasks run to their end (with a result, an exception, or a killed child).
+    """
+
+    alive: int
+    idle: int
+    started: int
+    tasks: int
+
+
+class _ChildDied(Exception):
+    """The child's channel ended: it exited or was killed."""
+
+
+@attrs.define(eq=False)
+class _Child:
+    """One child process and the parent's end of its channel."""
+
+    popen: subprocess.Popen[bytes]
+    stream: trio.SocketStream
+    channel: FramedStream
+    pidfd: int | None
+    packer: CallPacker = attrs.field(factory=CallPacker)
+    #: The GPUs of the first GPU task it ran: a CUDA runtime, once started, keeps its devices.
+    gpus: tuple[int, ...] | None = None
+    idle_since: float = 0.0
+
+    @classmethod
+    def spawn(cls) -> _Child:
+        """Start a child (synchronously, on the calling thread: see the module docstring)."""
+        ours, theirs = socket.socketpair()
+        try:
+            popen = subprocess.Popen(
+                [sys.executable, "-c", _BOOT, str(theirs.fileno()), str(os.getpid()), *sys.path],
+                stdin=subprocess.DEVNULL,
+                pass_fds=(theirs.fileno(),),
+                start_new_session=True,
+            )
+        except BaseException:
+            ours.close()
+            raise
+        finally:
+            theirs.close()
+        try:
+            pidfd: int | None = os.pidfd_open(popen.pid)
+        except (AttributeError, OSError):
+            pidfd = None  # before Linux 5.3: wait in a thread instead
+        stream = trio.SocketStream(trio.socket.from_stdlib_socket(ours))
+        return cls(popen, stream, FramedStream(stream, max_frame=_MAX_FRAME), pidfd)
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def exited(self) -> bool:
+        """Whether it has ended (and is reaped)."""
+        return self.popen.poll() is not None
+
+    async def wait(self) -> int:
+        """Wait for it to end; its return code (negative: the signal that killed it)."""
+        if self.popen.returncode is None:
+            if self.pidfd is not None:
+                await trio.lowlevel.wait_readable(self.pidfd)
+            else:
+                await trio.to_thread.run_sync(self.popen.wait, abandon_on_cancel=True)
+        return self.popen.wait()
+
+    def close_files(self) -> None:
+        """Close the channel and the pidfd (after the child ended)."""
+        self.stream.socket.close()
+        if self.pidfd is not None:
+            trio.lowlevel.notify_closing(self.pidfd)
+            os.close(self.pidfd)
+            self.pidfd = None
+
+
+def _why_it_died(returncode: int) -> str:
+    if returncode < 0:
+        try:
+            name = signal.Signals(-returncode).name
+        except ValueError:
+            name = str(-returncode)
+        return f"was killed by signal {name}"
+    return f"died with exit code {returncode}"
+
+
+@attrs.define(eq=False)
+class ProcessPool:
+    """Warm child processes for a worker's sync tasks.
+
+    ``serve`` must run while the pool is used: it closes children idle for ``idle_timeout``
+    seconds and, when it ends, kills every child.
+
+    Args:
+        worker_id: The worker's id (``gl.GVAR.instance`` in the child).
+        extra_children: How many children tasks without ``Cores`` may use at once (default:
+            the number of cores this process may run on).
+        idle_timeout: Seconds after which an idle child is closed.
+    """
+
+    worker_id: str
+    extra_children: int = attrs.field(factory=_default_extra)
+    idle_timeout: float = 30.0
+    _idle: list[_Child] = attrs.field(init=False, factory=list)
+    _alive: set[_Child] = attrs.field(init=False, factory=set)
+    _extra: trio.Semaphore = attrs.field(init=False)
+    _started: int = attrs.field(init=False, default=0)
+    _tasks: int = attrs.field(init=False, default=0)
+    _allocations: dict[Resources, bytes] = attrs.field(init=False, factory=dict)
+    _serving: bool = attrs.field(init=False, default=False)
+
+    def __attrs_post_init__(self) -> None:
+        self._extra = trio.Semaphore(max(1, self.extra_children))
+
+    def statistics(self) -> PoolStatistics:
+        """How many children there are, and how many were started."""
+        return PoolStatistics(len(self._alive), len(self._idle), self._started, self._tasks)
+
+    async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Close idle children after ``idle_timeout``; kill every child when cancelled."""
+        self._serving = True
+        try:
+            task_status.started()
+            while True:
+                await trio.sleep(self.idle_timeout / 4)
+                now = trio.current_time()
+                for child in [c for c in self._idle if now - c.idle_since >= self.idle_timeout]:
+                    self._idle.remove(child)
+                    await self._discard(child)
+        finally:
+            self._serving = False
+            with trio.CancelScope(shield=True):
+                for child in list(self._alive):
+                    if child.popen.returncode is None:
+                        kill_tree(child.pid)  # all at once: they die in parallel
+                for child in list(self._alive):
+                    await self._discard(child)
+
+    async def run(
+        self, call: Call, context: TaskContext, hard_limit: float | None
+    ) -> tuple[outcome.Outcome[Any], Usage | None]:
+        """Run ``call`` (a sync function) in a child under ``context``: its outcome and usage.
+
+        ``trio.Cancelled`` is not captured: the child is killed and the cancellation goes on.
+        """
+        assert self._serving, "ProcessPool.serve is not running"
+        allocation = context.allocation if context.allocation is not None else ZERO
+        if allocation.get(Cores) is not None:
+            return await self._run(call, context, allocation, hard_limit)
+        async with self._extra:
+            return await self._run(call, context, allocation, hard_limit)
+
+    async def _run(
+        self, call: Call, context: TaskContext, allocation: Resources, hard_limit: float | None
+    ) -> tuple[outcome.Outcome[Any], Usage | None]:
+        task = f"task {context.task_id} ({call.name})"
+        gpus = allocation.get(GPU)
+        gpu_ids = tuple(gpus.ids) if gpus is not None else None
+        try:
+            child = await self._acquire(gpu_ids)
+        except _ChildDied as error:
+            return outcome.Error(TaskFailedError(f"{task}: {error}")), None
+        try:
+            request = self._request(child, call, context, allocation)
+        except Exception as error:
+            self._release(child)
+            return outcome.Error(TaskFailedError(f"{task}: {error}")), None
+        if gpu_ids is not None and child.gpus is None:
+            child.gpus = gpu_ids
+        finished = False
+        try:
+            result, usage = await self._watch(child, request, allocation, context, hard_limit, task)
+            finished = True
+        finally:
+            self._tasks += 1
+            if not finished:  # cancelled: the child is busy with work nobody wants
+                with trio.CancelScope(shield=True):
+                    await self._discard(child)
+        return result, usage
+
+    def _request(
+        self, child: _Child, call: Call, context: TaskContext, allocation: Resources
+    ) -> bytes:
+        try:
+            packed = child.packer.pack(call)
+        except Exception as error:
+            raise ValueError(f"its function or arguments cannot be pickled: {error}") from None
+        placed = self._allocations.get(allocation)
+        if placed is None:
+            if len(self._allocations) > 256:
+                self._allocations.clear()
+            placed = self._allocations[allocation] = dumps_payload(allocation)
+        data: bytes = msgpack.packb(
+            [context.task_id, packed, placed, context.worker_id, context.enforce_memory]
+        )
+        return data
+
+    async def _watch(
+        self,
+        child: _Child,
+        request: bytes,
+        allocation: Resources,
+        context: TaskContext,
+        hard_limit: float | None,
+        task: str,
+    ) -> tuple[outcome.Outcome[Any], Usage | None]:
+        start = trio.current_time()
+        deadline = start + hard_limit if hard_limit is not None else math.inf
+        memory = allocation.get(Memory)
+        limit = memory.kib * 1024 if context.enforce_memory and memory is not None else None
+        peak = 0
+        failure: BaseException | None = None
+        try:
+            await child.channel.send(request)
+            next_sample = start + SAMPLE_INTERVAL
+            while True:
+                with trio.move_on_at(min(deadline, next_sample)):
+                    frame = await child.channel.receive()
+                    break
+                now = trio.current_time()
+                if now >= deadline:
+                    failure = trio.TooSlowError(
+                        f"{task} ran past its hard limit of {hard_limit:g}s; its process was killed"
+                    )
+                    break
+                rss = tree_rss(child.pid)
+                peak = max(peak, rss)
+                if limit is not None and rss > limit:
+                    assert memory is not None
+                    failure = MemoryLimitError(
+                        f"{task} used {rss / 2**30:.2f}G resident memory, more than its "
+                        f"{memory.M:g}G (Memory request); its process was killed"
+                    )
+                    break
+                next_sample = now + SAMPLE_INTERVAL
+        except (trio.EndOfChannel, trio.BrokenResourceError, trio.ClosedResourceError) as error:
+            failure = error
+        except Exception as error:  # a ProtocolError: the stream ended inside a frame
+            failure = error
+        wall = trio.current_time() - start
+        if failure is None:
+            task_id, ok, payload, cpu, own_peak = msgpack.unpackb(frame)
+            assert task_id == context.task_id, f"{task}: the child answered task {task_id}"
+            self._release(child)
+            usage = Usage(wall, max(cpu, 0.0), max(peak, own_peak))
+            return unpack_outcome(ok, payload, task_id=task_id), usage
+        returncode = await self._discard(child)
+        if not isinstance(failure, trio.TooSlowError | MemoryLimitError):
+            failure = TaskFailedError(f"{task}: its worker process {_why_it_died(returncode)}")
+        return outcome.Error(failure), Usage(wall, 0.0, peak)
+
+    async def _acquire(self, gpus: tuple[int, ...] | None) -> _Child:
+        """An idle child (one that ran the same GPUs, or none, for a GPU task), or a new one."""
+        for index in range(len(self._idle) - 1, -1, -1):
+            child = self._idle[index]
+            if child.exited():
+                del self._idle[index]
+                self._alive.discard(child)
+                kill_process_group(child.pid)  # what it left in its group
+                child.close_files()
+                continue
+            if gpus is not None and child.gpus not in (None, gpus):
+                continue
+            del self._idle[index]
+            return child
+        child = _Child.spawn()
+        self._alive.add(child)
+        self._started += 1
+        ready = False
+        try:
+            try:
+                hello = await child.channel.receive()
+                ready = msgpack.unpackb(hello)[0] == "ready"
+            except (trio.EndOfChannel, trio.BrokenResourceError):
+                pass
+        finally:
+            if not ready:
+                with trio.CancelScope(shield=True):
+                    returncode = await self._discard(child)
+        if not ready:
+            raise _ChildDied(f"its worker process could not start: it {_why_it_died(returncode)}")
+        return child
+
+    def _release(self, child: _Child) -> None:
+        child.idle_since = trio.current_time()
+        self._idle.append(child)
+
+    async def _discard(self, child: _Child) -> int:
+        """Kill ``child`` (its whole group), wait for it, close its files; its return code."""
+        if child.popen.returncode is None:
+            kill_tree(child.pid)
+        else:
+            # Reaped: its pid may be reused by now, so only its group (which keeps its id while
+            # any member lives) is safe to signal.
+            kill_process_group(child.pid)
+        with trio.move_on_after(5):
+            await child.wait()
+        self._alive.discard(child)
+        child.close_files()
+        return child.popen.returncode if child.popen.returncode is not None else -signal.SIGKILL
