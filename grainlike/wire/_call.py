@@ -57,7 +57,8 @@ class Call:
     def name(self) -> str:
         """The function's name, as errors and events show it."""
         fn: Any = self.fn
-        return str(getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or fn)
+        name = str(getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or fn)
+        return name.rpartition("<locals>.")[2]  # a nested function by its own name
 
 
 class CallPacker:

@@ -162,28 +162,35 @@ class _Binding:
         return allocation
 
 
-def _reset_peak() -> bool:
-    """Start a fresh peak resident size (``VmHWM``) for this process; ``False`` if the kernel
-    does not allow it."""
-    try:
-        with open("/proc/self/clear_refs", "w") as file:
-            file.write("5")
-        return True
-    except OSError:
-        return False
+class _Peak:
+    """This process's peak resident memory per task (``VmHWM``, reset through ``clear_refs``).
 
+    Both files stay open: a write and a ``pread`` cost microseconds, opening them more.
+    Where the kernel refuses the reset, the peak is the process's lifetime peak.
+    """
 
-def _peak_rss(fresh: bool) -> int:
-    """This process's peak resident memory in bytes: since ``_reset_peak`` when ``fresh``."""
-    if fresh:
+    def __init__(self) -> None:
         try:
-            with open("/proc/self/status", "rb") as file:
-                for line in file:
-                    if line.startswith(b"VmHWM:"):
-                        return int(line.split()[1]) * 1024
-        except (OSError, ValueError, IndexError):
-            pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+            self._clear: int | None = os.open("/proc/self/clear_refs", os.O_WRONLY | os.O_CLOEXEC)
+            self._status: int | None = os.open("/proc/self/status", os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            self._clear = self._status = None
+
+    def reset(self) -> None:
+        if self._clear is not None:
+            try:
+                os.write(self._clear, b"5")
+            except OSError:
+                self._clear = None
+
+    def read(self) -> int:
+        """The peak in bytes since the last ``reset``."""
+        if self._clear is not None and self._status is not None:
+            status = os.pread(self._status, 8192, 0)
+            start = status.find(b"VmHWM:")
+            if start >= 0:
+                return int(status[start + 6 : status.index(b"kB", start)]) * 1024
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 def _cpu_seconds() -> float:
@@ -194,6 +201,10 @@ def _cpu_seconds() -> float:
 
 def _reap_leftovers() -> None:
     """Kill and reap every process the finished task left behind."""
+    try:
+        os.waitpid(-1, os.WNOHANG)  # reaps one that ended, if any
+    except ChildProcessError:
+        return  # no children, so no descendants: orphans of a subreaper become its children
     me = os.getpid()
     give_up = time.monotonic() + REAP_PATIENCE
     while True:
@@ -239,6 +250,7 @@ def serve(channel: _Channel) -> None:
     """Answer ``ready``, then run tasks until the worker closes the channel."""
     calls = CallUnpacker()
     binding = _Binding()
+    peak = _Peak()
     channel.send(msgpack.packb(["ready", os.getpid()]))
     while True:
         frame = channel.receive()
@@ -247,12 +259,12 @@ def serve(channel: _Channel) -> None:
         task_id, call_data, allocation_data, worker_id, enforce_memory = msgpack.unpackb(frame)
         allocation = binding.bind(allocation_data)
         set_task_context(TaskContext(allocation, worker_id, task_id, enforce_memory))
-        fresh = _reset_peak()
+        peak.reset()
         cpu = _cpu_seconds()
         ok, payload = _run(call_data, task_id, calls)
         _reap_leftovers()
         cpu = _cpu_seconds() - cpu
-        channel.send(msgpack.packb([task_id, ok, payload, cpu, _peak_rss(fresh)]))
+        channel.send(msgpack.packb([task_id, ok, payload, cpu, peak.read()]))
 
 
 def main(argv: list[str]) -> int:

@@ -36,6 +36,7 @@ from ..resource import GPU, ZERO, Cores, Memory, Resources
 from ..wire import Call, CallPacker, FramedStream, Usage, dumps_payload, unpack_outcome
 from ._context import TaskContext
 from ._enforce import kill_process_group, kill_tree, tree_rss
+from ._keeper import forget_group, watch_group
 
 __all__ = ["PoolStatistics", "ProcessPool"]
 
@@ -320,6 +321,7 @@ class ProcessPool:
                 del self._idle[index]
                 self._alive.discard(child)
                 kill_process_group(child.pid)  # what it left in its group
+                forget_group(child.pid)
                 child.close_files()
                 continue
             if gpus is not None and child.gpus not in (None, gpus):
@@ -327,6 +329,7 @@ class ProcessPool:
             del self._idle[index]
             return child
         child = _Child.spawn()
+        watch_group(child.pid)  # its task's processes die with this worker, even by SIGKILL
         self._alive.add(child)
         self._started += 1
         ready = False
@@ -359,5 +362,6 @@ class ProcessPool:
         with trio.move_on_after(5):
             await child.wait()
         self._alive.discard(child)
+        forget_group(child.pid)
         child.close_files()
         return child.popen.returncode if child.popen.returncode is not None else -signal.SIGKILL

@@ -14,6 +14,7 @@ from .._exceptions import MemoryLimitError
 from ..resource import GPU, Cores, Memory, Resources
 from ._context import current_task_context
 from ._enforce import kill_process_group, watch_memory
+from ._keeper import forget_group, watch_group
 
 __all__ = ["ALLOCATION_VARIABLES", "allocation_environment", "run_process"]
 
@@ -66,7 +67,8 @@ async def run_process(
     The child's CPU affinity is the task's cores, ``CUDA_VISIBLE_DEVICES`` its GPUs (empty when
     none) and ``OMP_NUM_THREADS`` its core count.  It leads a process group of its own, which is
     terminated (SIGTERM, then SIGKILL) when the task is cancelled or exceeds its hard limit,
-    and killed when the child ends, so that nothing it left in its group outlives it.
+    and killed when the child ends, so that nothing it left in its group outlives it; if the
+    worker itself is killed, the worker's keeper process kills the group.
     When the worker enforces memory, a tree whose resident memory exceeds the task's ``Memory``
     is killed and ``MemoryLimitError`` raised.  Keywords are those of ``trio.run_process``.
     """
@@ -100,6 +102,7 @@ async def run_process(
             nursery.cancel_scope.cancel()  # the child ended: stop watching
 
         process: trio.Process = await nursery.start(run_child)
+        watch_group(process.pid)  # killed by the keeper if this worker dies first
         try:
             if limit is None:
                 await trio.sleep_forever()
@@ -108,6 +111,7 @@ async def run_process(
             # However the leader ended, what it left in its group goes too: a grandchild that
             # outlives it would run on cores already given back.
             kill_process_group(process.pid)
+            forget_group(process.pid)
     if exceeded:
         assert memory is not None
         raise MemoryLimitError(
