@@ -5,7 +5,9 @@ The child answers a ``ready`` frame, then reads one frame per task and writes on
 frame format of ``wire/_framing.py``.  A task frame is the msgpack array
 ``[task_id, call, allocation, worker_id, enforce_memory]`` (``call`` from ``CallPacker.pack``,
 ``allocation`` pickled); a result frame is ``[task_id, ok, payload, cpu_seconds, peak_rss]``
-(``ok, payload`` as ``pack_outcome`` makes them).
+(``ok, payload`` as ``pack_outcome`` makes them; ``cpu_seconds`` the child's CPU time so far,
+its own and its reaped children's, so that the worker can also tell what a task it killed
+used).
 
 Before each task the child binds itself to the allocation: CPU affinity of all its threads, the
 environment that ``run_process`` children get, the BLAS/OpenMP thread pools already loaded
@@ -251,7 +253,7 @@ def serve(channel: _Channel) -> None:
     calls = CallUnpacker()
     binding = _Binding()
     peak = _Peak()
-    channel.send(msgpack.packb(["ready", os.getpid()]))
+    channel.send(msgpack.packb(["ready", _cpu_seconds()]))
     while True:
         frame = channel.receive()
         if frame is None:
@@ -260,11 +262,13 @@ def serve(channel: _Channel) -> None:
         allocation = binding.bind(allocation_data)
         set_task_context(TaskContext(allocation, worker_id, task_id, enforce_memory))
         peak.reset()
-        cpu = _cpu_seconds()
         ok, payload = _run(call_data, task_id, calls)
         _reap_leftovers()
-        cpu = _cpu_seconds() - cpu
-        channel.send(msgpack.packb([task_id, ok, payload, cpu, peak.read()]))
+        # A task's prints reach the worker's output now, not when the buffer fills.
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
+        channel.send(msgpack.packb([task_id, ok, payload, _cpu_seconds(), peak.read()]))
 
 
 def main(argv: list[str]) -> int:

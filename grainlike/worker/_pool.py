@@ -29,6 +29,7 @@ from typing import Any, Final
 import attrs
 import msgpack
 import outcome
+import psutil
 import trio
 
 from .._exceptions import MemoryLimitError, TaskFailedError
@@ -88,6 +89,10 @@ class _Child:
     #: The GPUs of the first GPU task it ran: a CUDA runtime, once started, keeps its devices.
     gpus: tuple[int, ...] | None = None
     idle_since: float = 0.0
+    #: Its CPU seconds (own and reaped children's) when its last task ended.
+    cpu: float = 0.0
+    #: Set once it is being killed; whoever else wants it gone waits for that.
+    discarded: trio.Event | None = None
 
     @classmethod
     def spawn(cls) -> _Child:
@@ -128,6 +133,14 @@ class _Child:
             else:
                 await trio.to_thread.run_sync(self.popen.wait, abandon_on_cancel=True)
         return self.popen.wait()
+
+    def cpu_now(self) -> float:
+        """Its CPU seconds so far (of it and its reaped children), from ``/proc``."""
+        try:
+            times = psutil.Process(self.pid).cpu_times()
+        except psutil.Error:
+            return self.cpu
+        return times.user + times.system + times.children_user + times.children_system
 
     def close_files(self) -> None:
         """Close the channel and the pidfd (after the child ended)."""
@@ -224,6 +237,9 @@ class ProcessPool:
             child = await self._acquire(gpu_ids)
         except _ChildDied as error:
             return outcome.Error(TaskFailedError(f"{task}: {error}")), None
+        except OSError as error:  # no more processes or files: this task fails, not the worker
+            message = f"{task}: cannot start a worker process: {error}"
+            return outcome.Error(TaskFailedError(message)), None
         try:
             request = self._request(child, call, context, allocation)
         except Exception as error:
@@ -305,13 +321,15 @@ class ProcessPool:
         if failure is None:
             task_id, ok, payload, cpu, own_peak = msgpack.unpackb(frame)
             assert task_id == context.task_id, f"{task}: the child answered task {task_id}"
+            used, child.cpu = max(cpu - child.cpu, 0.0), cpu
             self._release(child)
-            usage = Usage(wall, max(cpu, 0.0), max(peak, own_peak))
+            usage = Usage(wall, used, max(peak, own_peak))
             return unpack_outcome(ok, payload, task_id=task_id), usage
+        used = max(child.cpu_now() - child.cpu, 0.0)
         returncode = await self._discard(child)
         if not isinstance(failure, trio.TooSlowError | MemoryLimitError):
             failure = TaskFailedError(f"{task}: its worker process {_why_it_died(returncode)}")
-        return outcome.Error(failure), Usage(wall, 0.0, peak)
+        return outcome.Error(failure), Usage(wall, used, peak)
 
     async def _acquire(self, gpus: tuple[int, ...] | None) -> _Child:
         """An idle child (one that ran the same GPUs, or none, for a GPU task), or a new one."""
@@ -335,8 +353,8 @@ class ProcessPool:
         ready = False
         try:
             try:
-                hello = await child.channel.receive()
-                ready = msgpack.unpackb(hello)[0] == "ready"
+                word, child.cpu = msgpack.unpackb(await child.channel.receive())
+                ready = word == "ready"
             except (trio.EndOfChannel, trio.BrokenResourceError):
                 pass
         finally:
@@ -353,15 +371,22 @@ class ProcessPool:
 
     async def _discard(self, child: _Child) -> int:
         """Kill ``child`` (its whole group), wait for it, close its files; its return code."""
-        if child.popen.returncode is None:
-            kill_tree(child.pid)
+        if child.discarded is not None:  # another task is at it (the pool stops as it ends)
+            await child.discarded.wait()
         else:
-            # Reaped: its pid may be reused by now, so only its group (which keeps its id while
-            # any member lives) is safe to signal.
-            kill_process_group(child.pid)
-        with trio.move_on_after(5):
-            await child.wait()
-        self._alive.discard(child)
-        forget_group(child.pid)
-        child.close_files()
+            child.discarded = trio.Event()
+            try:
+                if child.popen.returncode is None:
+                    kill_tree(child.pid)
+                else:
+                    # Reaped: its pid may be reused by now, so only its group (which keeps its
+                    # id while any member lives) is safe to signal.
+                    kill_process_group(child.pid)
+                with trio.move_on_after(5):
+                    await child.wait()
+                self._alive.discard(child)
+                forget_group(child.pid)
+                child.close_files()
+            finally:
+                child.discarded.set()
         return child.popen.returncode if child.popen.returncode is not None else -signal.SIGKILL

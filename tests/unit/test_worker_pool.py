@@ -71,6 +71,12 @@ async def error_of(pool: ProcessPool, fn: Callable[..., Any], *args: Any, **opti
     return result.error
 
 
+def pool_children() -> list[int]:
+    """The pids of this process's pool children (not its keeper)."""
+    children = psutil.Process().children()
+    return [p.pid for p in children if "grainlike.worker._child" in " ".join(p.cmdline())]
+
+
 def alive(pid: int) -> bool:
     try:
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
@@ -271,6 +277,14 @@ async def test_a_task_past_its_hard_limit_is_killed_at_the_limit() -> None:
         assert await value_of(pool, pid) != child
 
 
+async def test_a_task_killed_at_its_hard_limit_is_still_measured() -> None:
+    async with serving() as pool:
+        result, usage = await run(pool, burn, 30.0, hard_limit=1.0)
+    assert isinstance(result, outcome.Error) and isinstance(result.error, trio.TooSlowError)
+    assert usage is not None and 1.0 <= usage.wall < 2.0
+    assert 0.3 <= usage.cpu <= usage.wall + 0.05  # most of a second, on a loaded machine
+
+
 async def test_a_task_over_its_memory_is_killed_with_memory_limit_error() -> None:
     allocation = as_resources(Cores([ALLOWED[-1]]) & Memory("150M"))
     async with serving() as pool:
@@ -339,8 +353,31 @@ async def test_every_child_is_killed_when_the_pool_stops() -> None:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(run, pool, time.sleep, 0.5)
             nursery.start_soon(functools.partial(run, pool, time.sleep, 0.5, allocation=ZERO))
-        children = [p.pid for p in psutil.Process().children()]
+        children = pool_children()
         assert pool.statistics().idle == len(children) == 2
+    for child in children:
+        assert await gone(child, within=1.0)
+
+
+async def test_stopping_the_pool_while_tasks_run_kills_their_children() -> None:
+    pool = ProcessPool("worker-1")
+    results: list[Any] = []
+
+    async def one(allocation: Resources) -> None:
+        results.append(await run(pool, time.sleep, 30, allocation=allocation))
+
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(pool.serve)
+            nursery.start_soon(one, ONE_CORE)
+            nursery.start_soon(one, ZERO)
+            while len(pool_children()) < 2:
+                await trio.sleep(0.05)
+            await trio.sleep(0.3)  # both tasks sent
+            children = pool_children()
+            nursery.cancel_scope.cancel()
+    assert results == []  # cancelled, not reported
+    assert pool.statistics().alive == 0
     for child in children:
         assert await gone(child, within=1.0)
 
