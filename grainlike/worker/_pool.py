@@ -13,12 +13,13 @@ A killed or dead child is replaced by the next task that needs one.
 
 Children are started from the worker's main thread (a ``vfork`` and ``exec``, about a
 millisecond), not from a thread of trio's cache: the kernel sends a child its parent-death
-signal when the *thread* that started it ends, and cached threads end when idle.
+signal when the *thread* that started it ends, and cached threads end when idle.  Each
+child's process group is also registered with the worker's keeper (``_keeper.py``), so that
+what its task started dies with a killed worker too.
 """
 
 from __future__ import annotations
 
-import math
 import os
 import signal
 import socket
@@ -41,8 +42,9 @@ from ._keeper import forget_group, watch_group
 
 __all__ = ["PoolStatistics", "ProcessPool"]
 
-#: How often the parent samples a running task's process tree (resident memory).
-SAMPLE_INTERVAL: Final = 0.1
+#: How often the pool samples the process tree of each running task (resident memory): a peak
+#: that lasts a second is seen, and a task over its limit is killed within this time.
+SAMPLE_INTERVAL: Final = 0.25
 #: Frames between a worker and its own children are not limited below the header's range.
 _MAX_FRAME: Final = 2**32 - 1
 
@@ -93,6 +95,11 @@ class _Child:
     cpu: float = 0.0
     #: Set once it is being killed; whoever else wants it gone waits for that.
     discarded: trio.Event | None = None
+    #: While it runs a task: the tree's largest sampled RSS, the task's memory limit (with
+    #: enforcement on), and the RSS over that limit at which the sampler killed it.
+    peak: int = 0
+    limit: int | None = None
+    over: int | None = None
 
     @classmethod
     def spawn(cls) -> _Child:
@@ -185,6 +192,7 @@ class ProcessPool:
     _tasks: int = attrs.field(init=False, default=0)
     _allocations: dict[Resources, bytes] = attrs.field(init=False, factory=dict)
     _serving: bool = attrs.field(init=False, default=False)
+    _busy: set[_Child] = attrs.field(init=False, factory=set)
 
     def __attrs_post_init__(self) -> None:
         self._extra = trio.Semaphore(max(1, self.extra_children))
@@ -194,16 +202,20 @@ class ProcessPool:
         return PoolStatistics(len(self._alive), len(self._idle), self._started, self._tasks)
 
     async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Close idle children after ``idle_timeout``; kill every child when cancelled."""
+        """Sample busy children, close idle ones after ``idle_timeout``; kill all when cancelled.
+
+        One sampler for all running tasks: a task then waits for its answer with no timer of
+        its own, unless it has a hard limit.
+        """
         self._serving = True
         try:
-            task_status.started()
-            while True:
-                await trio.sleep(self.idle_timeout / 4)
-                now = trio.current_time()
-                for child in [c for c in self._idle if now - c.idle_since >= self.idle_timeout]:
-                    self._idle.remove(child)
-                    await self._discard(child)
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._close_idle)
+                task_status.started()
+                while True:
+                    await trio.sleep(SAMPLE_INTERVAL)
+                    for child in list(self._busy):
+                        self._sample(child)
         finally:
             self._serving = False
             with trio.CancelScope(shield=True):
@@ -212,6 +224,21 @@ class ProcessPool:
                         kill_tree(child.pid)  # all at once: they die in parallel
                 for child in list(self._alive):
                     await self._discard(child)
+
+    async def _close_idle(self) -> None:
+        while True:
+            await trio.sleep(self.idle_timeout / 4)
+            now = trio.current_time()
+            for child in [c for c in self._idle if now - c.idle_since >= self.idle_timeout]:
+                self._idle.remove(child)
+                await self._discard(child)
+
+    def _sample(self, child: _Child) -> None:
+        rss = tree_rss(child.pid)
+        child.peak = max(child.peak, rss)
+        if child.limit is not None and rss > child.limit and child.over is None:
+            child.over = rss
+            kill_tree(child.pid)  # its task sees the channel end, then why
 
     async def run(
         self, call: Call, context: TaskContext, hard_limit: float | None
@@ -285,40 +312,40 @@ class ProcessPool:
         task: str,
     ) -> tuple[outcome.Outcome[Any], Usage | None]:
         start = trio.current_time()
-        deadline = start + hard_limit if hard_limit is not None else math.inf
         memory = allocation.get(Memory)
-        limit = memory.kib * 1024 if context.enforce_memory and memory is not None else None
-        peak = 0
+        child.limit = memory.kib * 1024 if context.enforce_memory and memory is not None else None
+        child.peak, child.over = 0, None
+        frame: bytes | None = None
         failure: BaseException | None = None
+        self._busy.add(child)
         try:
             await child.channel.send(request)
-            next_sample = start + SAMPLE_INTERVAL
-            while True:
-                with trio.move_on_at(min(deadline, next_sample)):
+            if hard_limit is None:
+                frame = await child.channel.receive()
+            else:
+                with trio.move_on_at(start + hard_limit):
                     frame = await child.channel.receive()
-                    break
-                now = trio.current_time()
-                if now >= deadline:
+                if frame is None:
+                    kill_tree(child.pid)
                     failure = trio.TooSlowError(
                         f"{task} ran past its hard limit of {hard_limit:g}s; its process was killed"
                     )
-                    break
-                rss = tree_rss(child.pid)
-                peak = max(peak, rss)
-                if limit is not None and rss > limit:
-                    assert memory is not None
-                    failure = MemoryLimitError(
-                        f"{task} used {rss / 2**30:.2f}G resident memory, more than its "
-                        f"{memory.M:g}G (Memory request); its process was killed"
-                    )
-                    break
-                next_sample = now + SAMPLE_INTERVAL
         except (trio.EndOfChannel, trio.BrokenResourceError, trio.ClosedResourceError) as error:
             failure = error
         except Exception as error:  # a ProtocolError: the stream ended inside a frame
             failure = error
+        finally:
+            self._busy.discard(child)
+        if child.over is not None:  # the sampler killed it
+            assert memory is not None
+            failure = MemoryLimitError(
+                f"{task} used {child.over / 2**30:.2f}G resident memory, more than its "
+                f"{memory.M:g}G (Memory request); its process was killed"
+            )
+            frame = None
+        peak = child.peak
         wall = trio.current_time() - start
-        if failure is None:
+        if frame is not None and failure is None:
             task_id, ok, payload, cpu, own_peak = msgpack.unpackb(frame)
             assert task_id == context.task_id, f"{task}: the child answered task {task_id}"
             used, child.cpu = max(cpu - child.cpu, 0.0), cpu
