@@ -165,18 +165,18 @@ class _Binding:
 
 
 class _Peak:
-    """This process's peak resident memory per task (``VmHWM``, reset through ``clear_refs``).
+    """Starts a fresh peak resident size (``VmHWM``) for each task, through ``clear_refs``.
 
-    Both files stay open: a write and a ``pread`` cost microseconds, opening them more.
+    ``getrusage`` then reports the peak since the reset (Linux resets the ``ru_maxrss`` of a
+    process with it).  The file stays open: a write costs a microsecond, opening it more.
     Where the kernel refuses the reset, the peak is the process's lifetime peak.
     """
 
     def __init__(self) -> None:
         try:
             self._clear: int | None = os.open("/proc/self/clear_refs", os.O_WRONLY | os.O_CLOEXEC)
-            self._status: int | None = os.open("/proc/self/status", os.O_RDONLY | os.O_CLOEXEC)
         except OSError:
-            self._clear = self._status = None
+            self._clear = None
 
     def reset(self) -> None:
         if self._clear is not None:
@@ -185,20 +185,13 @@ class _Peak:
             except OSError:
                 self._clear = None
 
-    def read(self) -> int:
-        """The peak in bytes since the last ``reset``."""
-        if self._clear is not None and self._status is not None:
-            status = os.pread(self._status, 8192, 0)
-            start = status.find(b"VmHWM:")
-            if start >= 0:
-                return int(status[start + 6 : status.index(b"kB", start)]) * 1024
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
-
-def _cpu_seconds() -> float:
+def _used() -> tuple[float, int]:
+    """CPU seconds so far (own and reaped children's), and the peak resident bytes."""
     own = resource.getrusage(resource.RUSAGE_SELF)
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+    cpu = own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+    return cpu, own.ru_maxrss * 1024
 
 
 def _reap_leftovers() -> None:
@@ -253,7 +246,7 @@ def serve(channel: _Channel) -> None:
     calls = CallUnpacker()
     binding = _Binding()
     peak = _Peak()
-    channel.send(msgpack.packb(["ready", _cpu_seconds()]))
+    channel.send(msgpack.packb(["ready", _used()[0]]))
     while True:
         frame = channel.receive()
         if frame is None:
@@ -268,7 +261,7 @@ def serve(channel: _Channel) -> None:
         for stream in (sys.stdout, sys.stderr):
             with contextlib.suppress(Exception):
                 stream.flush()
-        channel.send(msgpack.packb([task_id, ok, payload, _cpu_seconds(), peak.read()]))
+        channel.send(msgpack.packb([task_id, ok, payload, *_used()]))
 
 
 def main(argv: list[str]) -> int:
