@@ -11,31 +11,26 @@ tree's resident memory exceeds the task's ``Memory`` (with enforcement on), kill
 caller cancels, and measures the task's wall time, CPU time and peak resident memory.
 A killed or dead child is replaced by the next task that needs one.
 
-Children are started from the worker's main thread (a ``vfork`` and ``exec``, about a
-millisecond), not from a thread of trio's cache: the kernel sends a child its parent-death
-signal when the *thread* that started it ends, and cached threads end when idle.  Each
-child's process group is also registered with the worker's keeper (``_keeper.py``), so that
-what its task started dies with a killed worker too.
+Children are started from the worker's main thread (see ``_children.py``) and set their
+parent-death signal; each child's process group is also registered with the worker's keeper
+(``_keeper.py``), so that what its task started dies with a killed worker too.
 """
 
 from __future__ import annotations
 
 import os
 import signal
-import socket
-import subprocess
-import sys
 from typing import Any, Final
 
 import attrs
 import msgpack
 import outcome
-import psutil
 import trio
 
 from .._exceptions import MemoryLimitError, TaskFailedError
 from ..resource import GPU, ZERO, Cores, Memory, Resources
-from ..wire import Call, CallPacker, FramedStream, Usage, dumps_payload, unpack_outcome
+from ..wire import Call, Usage, dumps_payload, unpack_outcome
+from ._children import Child, ChildDied, why_it_died
 from ._context import TaskContext
 from ._enforce import kill_process_group, kill_tree, tree_rss
 from ._keeper import forget_group, watch_group
@@ -45,13 +40,6 @@ __all__ = ["PoolStatistics", "ProcessPool"]
 #: How often the pool samples the process tree of each running task (resident memory): a peak
 #: that lasts a second is seen, and a task over its limit is killed within this time.
 SAMPLE_INTERVAL: Final = 0.25
-#: Frames between a worker and its own children are not limited below the header's range.
-_MAX_FRAME: Final = 2**32 - 1
-
-_BOOT: Final = (
-    "import sys; sys.path[:] = sys.argv[3:]; "
-    "from grainlike.worker._child import main; sys.exit(main(sys.argv[1:3]))"
-)
 
 
 def _default_extra() -> int:
@@ -75,99 +63,6 @@ class PoolStatistics:
     tasks: int
 
 
-class _ChildDied(Exception):
-    """The child's channel ended: it exited or was killed."""
-
-
-@attrs.define(eq=False)
-class _Child:
-    """One child process and the parent's end of its channel."""
-
-    popen: subprocess.Popen[bytes]
-    stream: trio.SocketStream
-    channel: FramedStream
-    pidfd: int | None
-    packer: CallPacker = attrs.field(factory=CallPacker)
-    #: The GPUs of the first GPU task it ran: a CUDA runtime, once started, keeps its devices.
-    gpus: tuple[int, ...] | None = None
-    idle_since: float = 0.0
-    #: Its CPU seconds (own and reaped children's) when its last task ended.
-    cpu: float = 0.0
-    #: Set once it is being killed; whoever else wants it gone waits for that.
-    discarded: trio.Event | None = None
-    #: While it runs a task: the tree's largest sampled RSS, the task's memory limit (with
-    #: enforcement on), and the RSS over that limit at which the sampler killed it.
-    peak: int = 0
-    limit: int | None = None
-    over: int | None = None
-
-    @classmethod
-    def spawn(cls) -> _Child:
-        """Start a child (synchronously, on the calling thread: see the module docstring)."""
-        ours, theirs = socket.socketpair()
-        try:
-            popen = subprocess.Popen(
-                [sys.executable, "-c", _BOOT, str(theirs.fileno()), str(os.getpid()), *sys.path],
-                stdin=subprocess.DEVNULL,
-                pass_fds=(theirs.fileno(),),
-                start_new_session=True,
-            )
-        except BaseException:
-            ours.close()
-            raise
-        finally:
-            theirs.close()
-        try:
-            pidfd: int | None = os.pidfd_open(popen.pid)
-        except (AttributeError, OSError):
-            pidfd = None  # before Linux 5.3: wait in a thread instead
-        stream = trio.SocketStream(trio.socket.from_stdlib_socket(ours))
-        return cls(popen, stream, FramedStream(stream, max_frame=_MAX_FRAME), pidfd)
-
-    @property
-    def pid(self) -> int:
-        return self.popen.pid
-
-    def exited(self) -> bool:
-        """Whether it has ended (and is reaped)."""
-        return self.popen.poll() is not None
-
-    async def wait(self) -> int:
-        """Wait for it to end; its return code (negative: the signal that killed it)."""
-        if self.popen.returncode is None:
-            if self.pidfd is not None:
-                await trio.lowlevel.wait_readable(self.pidfd)
-            else:
-                await trio.to_thread.run_sync(self.popen.wait, abandon_on_cancel=True)
-        return self.popen.wait()
-
-    def cpu_now(self) -> float:
-        """Its CPU seconds so far (of it and its reaped children), from ``/proc``."""
-        try:
-            times = psutil.Process(self.pid).cpu_times()
-        except psutil.Error:
-            return self.cpu
-        return times.user + times.system + times.children_user + times.children_system
-
-    def close_files(self) -> None:
-        """Close the channel and the pidfd (after the child ended)."""
-        self.stream.socket.close()
-        if self.pidfd is not None:
-            trio.lowlevel.notify_closing(self.pidfd)
-            os.close(self.pidfd)
-            self.pidfd = None
-
-
-def _why_it_died(returncode: int) -> str:
-    if returncode < 0:
-        try:
-            name = signal.Signals(-returncode).name
-        except ValueError:
-            name = str(-returncode)
-        return f"was killed by signal {name}"
-    return f"died with exit code {returncode}"
-
-
 @attrs.define(eq=False)
 class ProcessPool:
     """Warm child processes for a worker's sync tasks.
@@ -185,14 +80,14 @@ class ProcessPool:
     worker_id: str
     extra_children: int = attrs.field(factory=_default_extra)
     idle_timeout: float = 30.0
-    _idle: list[_Child] = attrs.field(init=False, factory=list)
-    _alive: set[_Child] = attrs.field(init=False, factory=set)
+    _idle: list[Child] = attrs.field(init=False, factory=list)
+    _alive: set[Child] = attrs.field(init=False, factory=set)
     _extra: trio.Semaphore = attrs.field(init=False)
     _started: int = attrs.field(init=False, default=0)
     _tasks: int = attrs.field(init=False, default=0)
     _allocations: dict[Resources, bytes] = attrs.field(init=False, factory=dict)
     _serving: bool = attrs.field(init=False, default=False)
-    _busy: set[_Child] = attrs.field(init=False, factory=set)
+    _busy: set[Child] = attrs.field(init=False, factory=set)
 
     def __attrs_post_init__(self) -> None:
         self._extra = trio.Semaphore(max(1, self.extra_children))
@@ -233,7 +128,7 @@ class ProcessPool:
                 self._idle.remove(child)
                 await self._discard(child)
 
-    def _sample(self, child: _Child) -> None:
+    def _sample(self, child: Child) -> None:
         rss = tree_rss(child.pid)
         child.peak = max(child.peak, rss)
         if child.limit is not None and rss > child.limit and child.over is None:
@@ -262,7 +157,7 @@ class ProcessPool:
         gpu_ids = tuple(gpus.ids) if gpus is not None else None
         try:
             child = await self._acquire(gpu_ids)
-        except _ChildDied as error:
+        except ChildDied as error:
             return outcome.Error(TaskFailedError(f"{task}: {error}")), None
         except OSError as error:  # no more processes or files: this task fails, not the worker
             message = f"{task}: cannot start a worker process: {error}"
@@ -286,7 +181,7 @@ class ProcessPool:
         return result, usage
 
     def _request(
-        self, child: _Child, call: Call, context: TaskContext, allocation: Resources
+        self, child: Child, call: Call, context: TaskContext, allocation: Resources
     ) -> bytes:
         try:
             packed = child.packer.pack(call)
@@ -304,7 +199,7 @@ class ProcessPool:
 
     async def _watch(
         self,
-        child: _Child,
+        child: Child,
         request: bytes,
         allocation: Resources,
         context: TaskContext,
@@ -355,10 +250,10 @@ class ProcessPool:
         used = max(child.cpu_now() - child.cpu, 0.0)
         returncode = await self._discard(child)
         if not isinstance(failure, trio.TooSlowError | MemoryLimitError):
-            failure = TaskFailedError(f"{task}: its worker process {_why_it_died(returncode)}")
+            failure = TaskFailedError(f"{task}: its worker process {why_it_died(returncode)}")
         return outcome.Error(failure), Usage(wall, used, peak)
 
-    async def _acquire(self, gpus: tuple[int, ...] | None) -> _Child:
+    async def _acquire(self, gpus: tuple[int, ...] | None) -> Child:
         """An idle child (one that ran the same GPUs, or none, for a GPU task), or a new one."""
         for index in range(len(self._idle) - 1, -1, -1):
             child = self._idle[index]
@@ -373,7 +268,7 @@ class ProcessPool:
                 continue
             del self._idle[index]
             return child
-        child = _Child.spawn()
+        child = Child.spawn()
         watch_group(child.pid)  # its task's processes die with this worker, even by SIGKILL
         self._alive.add(child)
         self._started += 1
@@ -389,14 +284,14 @@ class ProcessPool:
                 with trio.CancelScope(shield=True):
                     returncode = await self._discard(child)
         if not ready:
-            raise _ChildDied(f"its worker process could not start: it {_why_it_died(returncode)}")
+            raise ChildDied(f"its worker process could not start: it {why_it_died(returncode)}")
         return child
 
-    def _release(self, child: _Child) -> None:
+    def _release(self, child: Child) -> None:
         child.idle_since = trio.current_time()
         self._idle.append(child)
 
-    async def _discard(self, child: _Child) -> int:
+    async def _discard(self, child: Child) -> int:
         """Kill ``child`` (its whole group), wait for it, close its files; its return code."""
         if child.discarded is not None:  # another task is at it (the pool stops as it ends)
             await child.discarded.wait()
