@@ -65,6 +65,7 @@ def test_cpu_bound_runs_tasks_in_parallel_in_worker_processes() -> None:
     }
     assert set(speedups) == {"worker processes", "worker threads"}
     if len(os.sched_getaffinity(0)) >= 2:
-        # Ideal is the core count (2 here); worker threads get about 1 (the GIL).  The margin
-        # is for a machine shared with other jobs.
-        assert speedups["worker processes"] > 1.2, out
+        # Ideal is the core count (2 here); worker threads get at most 1 (the GIL) and are the
+        # baseline measured under the same load.  The margin is for a machine shared with
+        # other jobs.
+        assert speedups["worker processes"] > 1.25 * speedups["worker threads"], out

@@ -152,21 +152,23 @@ async def pids_in(path: Path) -> list[int]:
 
 
 @two_cores
-async def test_two_cpu_bound_tasks_on_two_cores_take_well_under_twice_one() -> None:
-    bound = burn @ Cores(1)
+async def test_two_cpu_bound_tasks_on_two_cores_take_well_under_their_serial_time() -> None:
+    in_processes = burn @ Cores(1)
+    in_threads = in_processes.options(executor="thread")  # the GIL runs them one at a time
     async with gl.open_session(stats=None, resources="cores:2"):
-        await gl.gather(bound(10), bound(10))  # both children warm
+        await gl.gather(in_processes(10), in_processes(10))  # both children warm
         ratios = []
         for _ in range(3):
             start = time.perf_counter()
-            await bound(3_000_000)
-            one = time.perf_counter() - start
+            await gl.gather(in_threads(3_000_000), in_threads(3_000_000))
+            serial = time.perf_counter() - start
             start = time.perf_counter()
-            await gl.gather(bound(3_000_000), bound(3_000_000))
-            ratios.append((time.perf_counter() - start) / one)
-    # In worker threads the two take twice one (the GIL); in processes about one.  The margin
-    # is for a loaded machine; the best of three keeps a passing burst of load from failing it.
-    assert min(ratios) < 1.6, ratios
+            await gl.gather(in_processes(3_000_000), in_processes(3_000_000))
+            ratios.append((time.perf_counter() - start) / serial)
+    # The serial baseline runs in the same rounds, under the same load from other jobs.  Ideal
+    # is 0.5; the margin is for a machine shared with other jobs, and the best of three keeps a
+    # passing burst of load from failing it.
+    assert min(ratios) < 0.8, ratios
 
 
 async def test_a_sync_task_runs_pinned_in_a_worker_process_and_sees_its_context() -> None:
