@@ -88,6 +88,9 @@ class ProcessPool:
     _allocations: dict[Resources, bytes] = attrs.field(init=False, factory=dict)
     _serving: bool = attrs.field(init=False, default=False)
     _busy: set[Child] = attrs.field(init=False, factory=set)
+    #: Set when a child becomes busy, or idle: ``serve``'s two loops wait for these.
+    _became_busy: trio.Event = attrs.field(init=False, factory=trio.Event)
+    _became_idle: trio.Event = attrs.field(init=False, factory=trio.Event)
 
     def __attrs_post_init__(self) -> None:
         self._extra = trio.Semaphore(max(1, self.extra_children))
@@ -108,6 +111,9 @@ class ProcessPool:
                 nursery.start_soon(self._close_idle)
                 task_status.started()
                 while True:
+                    if not self._busy:  # an idle worker is not woken four times a second
+                        self._became_busy = trio.Event()
+                        await self._became_busy.wait()
                     await trio.sleep(SAMPLE_INTERVAL)
                     for child in list(self._busy):
                         self._sample(child)
@@ -122,7 +128,12 @@ class ProcessPool:
 
     async def _close_idle(self) -> None:
         while True:
-            await trio.sleep(self.idle_timeout / 4)
+            if not self._idle:
+                self._became_idle = trio.Event()
+                await self._became_idle.wait()
+                continue
+            oldest = min(child.idle_since for child in self._idle)
+            await trio.sleep_until(oldest + self.idle_timeout)
             now = trio.current_time()
             for child in [c for c in self._idle if now - c.idle_since >= self.idle_timeout]:
                 self._idle.remove(child)
@@ -213,6 +224,7 @@ class ProcessPool:
         frame: bytes | None = None
         failure: BaseException | None = None
         self._busy.add(child)
+        self._became_busy.set()
         try:
             await child.channel.send(request)
             if hard_limit is None:
@@ -290,6 +302,7 @@ class ProcessPool:
     def _release(self, child: Child) -> None:
         child.idle_since = trio.current_time()
         self._idle.append(child)
+        self._became_idle.set()
 
     async def _discard(self, child: Child) -> int:
         """Kill ``child`` (its whole group), wait for it, close its files; its return code."""

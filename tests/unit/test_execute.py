@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 import os
 import threading
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -385,3 +386,12 @@ async def test_a_sync_task_runs_in_a_pool_process_and_reports_its_usage() -> Non
     usage = reporter.reports[-1][6]
     assert isinstance(usage, Usage) and usage.peak_rss > 0
     assert worker.pool.statistics().alive == 0  # serve ended: its children are gone
+
+
+async def test_an_idle_worker_and_its_pool_are_not_woken_while_nothing_runs(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with local_worker():
+        start = time.perf_counter()
+        await trio.sleep(10**7)  # on the test's clock; a periodic wake-up would take minutes
+        assert time.perf_counter() - start < 1.0
