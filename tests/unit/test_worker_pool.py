@@ -264,23 +264,17 @@ async def test_a_child_killed_by_a_signal_names_the_signal() -> None:
 # -- limits ---------------------------------------------------------------------------------------
 
 
-async def test_a_task_past_its_hard_limit_is_killed_at_the_limit() -> None:
+async def test_a_task_past_its_hard_limit_is_killed_at_the_limit_and_still_measured() -> None:
     async with serving() as pool:
         child = await value_of(pool, pid)
         start = trio.current_time()
-        error = await error_of(pool, time.sleep, 30, hard_limit=1.0)
+        result, usage = await run(pool, burn, 30.0, hard_limit=1.0)
         took = trio.current_time() - start
-        assert isinstance(error, trio.TooSlowError)
-        assert "(sleep) ran past its hard limit of 1s" in str(error)
+        assert isinstance(result, outcome.Error) and isinstance(result.error, trio.TooSlowError)
+        assert "(burn) ran past its hard limit of 1s" in str(result.error)
         assert 1.0 <= took < 2.0
         assert not alive(child)
         assert await value_of(pool, pid) != child
-
-
-async def test_a_task_killed_at_its_hard_limit_is_still_measured() -> None:
-    async with serving() as pool:
-        result, usage = await run(pool, burn, 30.0, hard_limit=1.0)
-    assert isinstance(result, outcome.Error) and isinstance(result.error, trio.TooSlowError)
     assert usage is not None and 1.0 <= usage.wall < 2.0
     assert 0.3 <= usage.cpu <= usage.wall + 0.05  # most of a second, on a loaded machine
 
@@ -314,7 +308,7 @@ async def test_a_task_is_measured_wall_cpu_and_peak_memory() -> None:
 async def test_cancelling_a_task_kills_its_child_promptly_and_the_next_gets_a_new_one() -> None:
     async with serving() as pool:
         child = await value_of(pool, pid)
-        with trio.move_on_after(0.5):
+        with trio.move_on_after(0.3):
             await run(pool, time.sleep, 30)
         assert await gone(child, within=1.0)
         assert await value_of(pool, pid) != child
@@ -340,10 +334,10 @@ async def test_what_a_task_started_is_killed_with_it_at_its_hard_limit(tmp_path:
 
 
 async def test_idle_children_are_closed_after_the_idle_timeout() -> None:
-    async with serving(idle_timeout=0.4) as pool:
+    async with serving(idle_timeout=0.2) as pool:
         child = await value_of(pool, pid)
         assert pool.statistics().alive == 1
-        await trio.sleep(1.0)
+        await trio.sleep(0.6)
         assert pool.statistics().alive == 0
         assert not alive(child)
 
