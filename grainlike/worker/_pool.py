@@ -119,12 +119,11 @@ class ProcessPool:
                         self._sample(child)
         finally:
             self._serving = False
-            with trio.CancelScope(shield=True):
-                for child in list(self._alive):
-                    if child.popen.returncode is None:
-                        kill_tree(child.pid)  # all at once: they die in parallel
-                for child in list(self._alive):
-                    await self._discard(child)
+            for child in list(self._alive):
+                if child.popen.returncode is None:
+                    kill_tree(child.pid)  # all at once: they die in parallel
+            for child in list(self._alive):
+                await self._discard(child)
 
     async def _close_idle(self) -> None:
         while True:
@@ -293,8 +292,7 @@ class ProcessPool:
                 pass
         finally:
             if not ready:
-                with trio.CancelScope(shield=True):
-                    returncode = await self._discard(child)
+                returncode = await self._discard(child)
         if not ready:
             raise ChildDied(f"its worker process could not start: it {why_it_died(returncode)}")
         return child
@@ -307,7 +305,8 @@ class ProcessPool:
     async def _discard(self, child: Child) -> int:
         """Kill ``child`` (its whole group), wait for it, close its files; its return code."""
         if child.discarded is not None:  # another task is at it (the pool stops as it ends)
-            await child.discarded.wait()
+            with trio.CancelScope(shield=True):  # it takes milliseconds, at most 5 s
+                await child.discarded.wait()
         else:
             child.discarded = trio.Event()
             try:
@@ -317,7 +316,9 @@ class ProcessPool:
                     # Reaped: its pid may be reused by now, so only its group (which keeps its
                     # id while any member lives) is safe to signal.
                     kill_process_group(child.pid)
-                with trio.move_on_after(5):
+                # Shielded, also when the pool is stopping: a killed child ends in milliseconds,
+                # and whoever waits on ``discarded`` relies on its files being closed.
+                with trio.CancelScope(shield=True), trio.move_on_after(5):
                     await child.wait()
                 self._alive.discard(child)
                 forget_group(child.pid)
