@@ -21,7 +21,7 @@ async def simulate(step: int) -> str:
 
 
 def crunch(n: int) -> str:
-    """A sync task (runs in a worker thread): a bit of arithmetic."""
+    """A sync task (runs in a worker process, pinned to its cores): a bit of arithmetic."""
     total = sum(i * i for i in range(n))
     return f"crunch {n}: cores {gl.GVAR.res.c} -> {total}"
 

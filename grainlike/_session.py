@@ -37,6 +37,7 @@ from .dispatch import (
     serve_workers,
 )
 from .resource import Resources, ResourceSpec, parse_resources
+from .wire import check_executor
 from .worker import LocalWorker
 
 __all__ = [
@@ -91,6 +92,9 @@ class SessionOptions(TypedDict, total=False):
         max_frame: The largest frame in bytes (default 64 MiB).
         pipeline_window: Seconds of short tasks sent ahead per running one (0: off).
         pipeline_depth: At most this many tasks sent ahead per running one (default 32).
+        executor: Where sync functions run: ``"process"`` (the default: a warm worker process
+            pinned to the task's cores) or ``"thread"`` (a thread of the worker, sharing its
+            memory); ``bound.options(executor=...)`` overrides it per function.
     """
 
     resources: ResourceSpec | None
@@ -115,6 +119,7 @@ class SessionOptions(TypedDict, total=False):
     max_frame: int
     pipeline_window: float
     pipeline_depth: int
+    executor: str
 
 
 _DISPATCHER_OPTIONS = frozenset(
@@ -140,6 +145,8 @@ class Session:
     local_worker: LocalWorker | None = None
     #: ``HOST:PORT`` where remote workers connect, when the session listens.
     address: str | None = None
+    #: Where sync functions run unless bound with ``.options(executor=...)``.
+    executor: str = "process"
 
 
 def current_session() -> Session:
@@ -212,10 +219,11 @@ async def open_session(**options: Unpack[SessionOptions]) -> AsyncIterator[Sessi
     if not options.get("local", True) and options.get("listen") is None:
         raise ConfigError("local=False needs listen='HOST:PORT': otherwise no worker can run tasks")
     config, server = _configs(options)
+    executor = check_executor(options.get("executor", "process"))
     stats = options.get("stats", DEFAULT_STATS)
     learned = LearnedLimits.open(stats, options.get("learning"))
     dispatcher = Dispatcher(config, learned)
-    session = Session(dispatcher)
+    session = Session(dispatcher, executor=executor)
     token = _SESSION.set(session)
     try:
         error: BaseException | None = None

@@ -1,4 +1,4 @@
-"""The worker: capacity detection, task execution and enforcement."""
+"""The worker: capacity detection, task execution (its process pool too) and enforcement."""
 
 from ._context import GVAR as GVAR
 from ._context import TaskContext as TaskContext

@@ -1,4 +1,8 @@
-"""The embedded worker: runs tasks in the dispatcher's own process and event loop."""
+"""The worker's task runner: async tasks on its event loop, sync tasks in its process pool.
+
+The embedded worker runs in the dispatcher's own process; the remote worker process runs one
+too, behind a reporter that batches messages onto the wire.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +13,10 @@ import attrs
 import outcome
 import trio
 
-from ..wire import Usage
+from ..wire import Call, Usage
 from ._context import TaskContext
 from ._execute import Assignment, run_work
+from ._pool import ProcessPool
 
 __all__ = ["LocalWorker", "Reporter"]
 
@@ -43,6 +48,9 @@ class LocalWorker:
     worker runs its tasks through one too, and so honours ``after``: a task sent ahead waits
     for the task it follows.  In the dispatcher's own process nothing is gained by sending
     tasks ahead, so ``pipeline`` is 0 there.
+
+    A sync function runs in a child of the worker's ``pool`` (``executor="process"``, the
+    default) or in a worker thread (``executor="thread"``, at most ``thread_limit`` at once).
     """
 
     worker_id: str
@@ -55,13 +63,24 @@ class LocalWorker:
     _next: dict[int, Assignment] = attrs.field(factory=dict)
     _draining: str | None = None
     _limiter: trio.CapacityLimiter = attrs.field(init=False)
+    _pool: ProcessPool = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:
         self._limiter = trio.CapacityLimiter(self.thread_limit)
+        self._pool = ProcessPool(self.worker_id)
+
+    @property
+    def pool(self) -> ProcessPool:
+        """The worker processes that run its sync tasks."""
+        return self._pool
 
     async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Own the nursery tasks run in, until cancelled."""
+        """Own the nursery tasks run in, and the process pool, until cancelled.
+
+        When it ends, every task is cancelled and every pool child killed.
+        """
         async with trio.open_nursery() as nursery:
+            await nursery.start(self._pool.serve)
             self._nursery = nursery
             task_status.started()
             await trio.sleep_forever()
@@ -112,7 +131,7 @@ class LocalWorker:
         scope: trio.CancelScope,
         task_id: int,
         attempt: int,
-        work: Any,
+        work: Call,
         allocation: Any,
         hard_limit: float | None,
     ) -> None:
@@ -120,14 +139,19 @@ class LocalWorker:
         reporter = self.reporter
         start = trio.current_time()
         result: outcome.Outcome[Any] = outcome.Error(trio.TooSlowError("never ran"))
+        usage: Usage | None = None
         with scope:
             await trio.lowlevel.checkpoint_if_cancelled()  # cancelled before it began: skip it
             reporter.task_started(self.worker_id, task_id, attempt)
-            result = await run_work(work, context, hard_limit, self._limiter)
+            if work.is_async or work.executor == "thread":
+                result = await run_work(work, context, hard_limit, self._limiter)
+            else:
+                result, usage = await self._pool.run(work, context, hard_limit)
         del self._scopes[task_id]
         if scope.cancelled_caught:
             result = outcome.Error(trio.TooSlowError(f"task {task_id} was cancelled"))
-        reporter.task_done(self.worker_id, task_id, attempt, result, trio.current_time() - start)
+        duration = trio.current_time() - start
+        reporter.task_done(self.worker_id, task_id, attempt, result, duration, usage)
         heir = self._next.pop(task_id, None)
         if heir is not None:
             self._start(heir)

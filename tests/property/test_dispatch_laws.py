@@ -198,10 +198,15 @@ class DispatcherLaws(RuleBasedStateMachine):
             )
 
     def teardown(self) -> None:
-        for worker in CAPACITIES:  # every worker back, so that every request fits somewhere
-            if worker not in self.dispatcher.worker_ids():
-                self._attach(worker)
         for _ in range(10_000):
+            # As real workers do, a draining worker leaves once idle; every worker comes back,
+            # so that every request fits somewhere.
+            for state in self.dispatcher.worker_states():
+                if not state.accepting and not state.running:
+                    self.dispatcher.remove_worker(state.id, "drained", lost=False)
+            for worker in CAPACITIES:
+                if worker not in self.dispatcher.worker_ids():
+                    self._attach(worker)
             self.dispatcher._place()
             running = [t for t in self._running() if runs_now(t)]
             if not running and not self.dispatcher.queued():
