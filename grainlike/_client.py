@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import ssl
 from typing import Any
 
 import trio
 
-from ._exceptions import ProtocolError
+from ._exceptions import GrainlikeError, ProtocolError
 from .wire import (
     FramedStream,
     QueryStatus,
@@ -19,7 +20,24 @@ from .wire import (
     encode,
 )
 
-__all__ = ["query_status", "quit_workers"]
+__all__ = ["query_status", "quit_workers", "unreachable"]
+
+
+def unreachable(address: str, error: OSError) -> GrainlikeError:
+    """The one-line error for a dispatcher that ``error`` says cannot be reached at ``address``.
+
+    trio's ``open_tcp_stream`` raises one ``OSError`` for all the addresses it tried, with the
+    error of each attempt in a group as its cause: the reasons come from there.
+    """
+    attempts = error.__cause__
+    leaves = list(attempts.exceptions) if isinstance(attempts, BaseExceptionGroup) else [error]
+    reasons = dict.fromkeys(
+        os.strerror(leaf.errno).lower()
+        if isinstance(leaf, OSError) and leaf.errno and leaf.errno > 0
+        else str(getattr(leaf, "strerror", None) or leaf).lower()
+        for leaf in leaves
+    )
+    return GrainlikeError(f"cannot reach the dispatcher at {address}: {'; '.join(reasons)}")
 
 
 async def _ask(address: str, key: bytes, question: Any, tls: ssl.SSLContext | None) -> Any:
