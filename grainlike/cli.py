@@ -231,10 +231,9 @@ def _cmd_worker(args: argparse.Namespace) -> int:
     address = _address(args.dispatcher, "dispatcher")
     _import_modules(args.imports)
     _check_worker_names(args.resources)
-    override = ",".join(
-        part for part in (args.resources, args.walltime and f"wtime:{args.walltime}") if part
-    )
-    capacity = detect_capacity(override=_resources(override or None))
+    walltime = _resources(args.walltime and f"wtime:{args.walltime}", "--walltime")
+    override = ",".join(part for part in (_resources(args.resources), walltime) if part)
+    capacity = detect_capacity(override=override or None)
     options = WorkerOptions(
         name=args.name or "",
         connect_timeout=args.connect_timeout,
@@ -362,8 +361,9 @@ def _cmd_up(args: argparse.Namespace) -> int:
 def _cmd_down(args: argparse.Namespace) -> int:
     from ._scale import stop_jobs
 
+    dispatcher = _address(args.dispatcher, "--dispatcher")
     key = None if args.no_drain else _key(args.key_file)
-    cancelled = stop_jobs(args.dispatcher, key, drain_timeout=args.drain_timeout)
+    cancelled = stop_jobs(dispatcher, key, drain_timeout=args.drain_timeout)
     print("cancelled: " + (", ".join(cancelled) if cancelled else "no recorded worker jobs"))
     return 0
 

@@ -200,20 +200,31 @@ def test_a_listen_address_in_use_is_one_line_naming_it(
     assert _one_line(err) == f"grainlike run: --listen {address}: Address already in use"
 
 
-@pytest.mark.parametrize("command", ["status", "quit"])
+@pytest.mark.parametrize(
+    ("words", "option"),
+    [
+        (["status", "--connect"], "--connect"),
+        (["quit", "x", "--connect"], "--connect"),
+        (["down", "--no-drain", "--dispatcher"], "--dispatcher"),
+        (["up", "--slurm", "--dry", "--dispatcher"], "--dispatcher"),
+        (["worker"], "dispatcher"),
+    ],
+)
 @pytest.mark.parametrize("address", ["localhost", "127.0.0.1:port", "127.0.0.1:70000"])
 def test_a_malformed_dispatcher_address_is_one_line(
-    command: str, address: str, capsys: pytest.CaptureFixture[str]
+    words: list[str], option: str, address: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    words = (
-        [command, "--connect", address]
-        if command == "status"
-        else [command, "x", "--connect", address]
-    )
-    assert main(words) == 2
+    assert main([*words, address]) == 2
     assert _one_line(capsys.readouterr().err) == (
-        f"grainlike {command}: --connect {address!r}: expected HOST:PORT, e.g. 127.0.0.1:4242"
+        f"grainlike {words[0]}: {option} {address!r}: expected HOST:PORT, e.g. 127.0.0.1:4242"
     )
+
+
+def test_a_bad_walltime_of_a_worker_is_one_line_naming_it(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["worker", "127.0.0.1:4242", "--walltime", "2x"]) == 2
+    assert _one_line(capsys.readouterr().err).startswith("grainlike worker: --walltime wtime('2x')")
 
 
 @pytest.mark.parametrize("command", ["status", "quit"])
