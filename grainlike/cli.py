@@ -230,9 +230,9 @@ def _cmd_worker(args: argparse.Namespace) -> int:
 
     address = _address(args.dispatcher, "dispatcher")
     _import_modules(args.imports)
-    _check_worker_names(args.resources)
+    _check_worker_names(args.resources)  # parses --resources, naming it in errors
     walltime = _resources(args.walltime and f"wtime:{args.walltime}", "--walltime")
-    override = ",".join(part for part in (_resources(args.resources), walltime) if part)
+    override = ",".join(part for part in (args.resources, walltime) if part)
     capacity = detect_capacity(override=override or None)
     options = WorkerOptions(
         name=args.name or "",
