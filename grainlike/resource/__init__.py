@@ -12,6 +12,7 @@ from ._cores import GPU as GPU
 from ._cores import Cores as Cores
 from ._grammar import Node as Node
 from ._grammar import ResourceSpec as ResourceSpec
+from ._grammar import near_kind as near_kind
 from ._grammar import parse_resources as parse_resources
 from ._grammar import with_overrides as with_overrides
 from ._idset import IdSet as IdSet

@@ -56,7 +56,7 @@ async def _tcp(host: str, port: int, connect_timeout: float) -> trio.SocketStrea
 def _why(error: OSError) -> str:
     """The system's word for a failed connect (trio wraps one error per address tried)."""
     causes = getattr(error.__cause__, "exceptions", ())
-    reasons = {os.strerror(c.errno) for c in causes if isinstance(c, OSError) and c.errno}
+    reasons = {os.strerror(c.errno).lower() for c in causes if isinstance(c, OSError) and c.errno}
     return ", ".join(sorted(reasons)) or error.strerror or str(error)
 
 

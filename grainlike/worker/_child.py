@@ -167,8 +167,8 @@ class _Binding:
 class _Peak:
     """Starts a fresh peak resident size (``VmHWM``) for each task, through ``clear_refs``.
 
-    ``getrusage`` then reports the peak since the reset (Linux resets the ``ru_maxrss`` of a
-    process with it).  The file stays open: a write costs a microsecond, opening it more.
+    ``VmHWM`` then reports the peak since the reset.  The file stays open: a write costs a
+    microsecond, opening it more.
     Where the kernel refuses the reset, the peak is the process's lifetime peak.
     """
 
@@ -187,11 +187,28 @@ class _Peak:
 
 
 def _used() -> tuple[float, int]:
-    """CPU seconds so far (own and reaped children's), and the peak resident bytes."""
+    """CPU seconds so far (own and reaped children's), and the peak resident bytes since the
+    last reset.
+
+    The peak is ``VmHWM``, not ``getrusage``'s ``ru_maxrss``: Linux folds into the latter the
+    size of the process before its ``exec``, which is the whole worker that forked it.
+    """
     own = resource.getrusage(resource.RUSAGE_SELF)
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
-    return cpu, own.ru_maxrss * 1024
+    return cpu, _high_water() or own.ru_maxrss * 1024
+
+
+def _high_water() -> int:
+    """``VmHWM`` of this process in bytes (0 where ``/proc`` does not say)."""
+    try:
+        with open("/proc/self/status", "rb") as status:
+            for line in status:
+                if line.startswith(b"VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
 
 
 def _reap_leftovers() -> None:

@@ -112,7 +112,7 @@ def test_grainlike_run_runs_the_quickstart_example(tmp_path: Path) -> None:
     assert lines[0].lower() == f"this machine offers {cores} core(s) to grainlike"
     assert sum(line.startswith("simulate ") for line in lines) == 4
     assert sum(line.startswith("crunch ") for line in lines) == 2
-    assert sum(line.startswith("child process sees cores") for line in lines) == 1
+    assert sum(line.startswith("child process of a task on cores") for line in lines) == 1
     assert events.count("TaskFinished") == 7
 
 

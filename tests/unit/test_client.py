@@ -93,7 +93,7 @@ async def test_watching_where_no_dispatcher_listens_says_it_cannot_reach_it() ->
         port = probe.getsockname()[1]
     with pytest.raises(
         gl.GrainlikeError,
-        match=f"cannot reach the dispatcher at 127.0.0.1:{port}: Connection refused",
+        match=f"cannot reach the dispatcher at 127.0.0.1:{port}: connection refused",
     ):
         await watch_status(f"127.0.0.1:{port}", KEY, console=a_console(terminal=False))
 
@@ -107,7 +107,7 @@ async def test_status_of_an_address_where_nothing_listens_exits_2_with_one_line(
     assert await trio.to_thread.run_sync(main, ["status", "--connect", f"127.0.0.1:{port}"]) == 2
     [line] = capsys.readouterr().err.splitlines()
     assert line == (
-        f"grainlike status: cannot reach the dispatcher at 127.0.0.1:{port}: Connection refused"
+        f"grainlike status: cannot reach the dispatcher at 127.0.0.1:{port}: connection refused"
     )
 
 
@@ -167,5 +167,5 @@ async def test_status_watch_exits_2_with_one_line_when_the_dispatcher_goes_away(
             error += chunk
     assert error.decode().splitlines() == [
         f"grainlike status: the dispatcher at {address} went away (cannot reach the dispatcher "
-        f"at {address}: Connection refused)"
+        f"at {address}: connection refused)"
     ]
