@@ -44,6 +44,7 @@ from grainlike.wire import (
     TasksFinished,
     TaskSpec,
     TasksStarted,
+    Usage,
     Welcome,
     decode,
     encode,
@@ -184,8 +185,22 @@ task_specs = st.builds(
 )
 finite = st.floats(allow_nan=False, allow_infinity=False)
 durations = st.floats(0, MAX_REPORTED_SECONDS)
+usages = st.builds(
+    Usage,
+    st.floats(0, 1e6),
+    st.floats(0, 1e6),
+    st.integers(0, 2**50),
+    st.none() | st.integers(0, 2**50),
+)
 outcomes = st.builds(
-    TaskOutcome, task_ids, st.integers(0, 100), st.booleans(), st.binary(), durations, finite
+    TaskOutcome,
+    task_ids,
+    st.integers(0, 100),
+    st.booleans(),
+    st.binary(),
+    durations,
+    finite,
+    st.none() | usages,
 )
 frame_limits = st.integers(1024, 2**32 - 1)
 

@@ -395,3 +395,44 @@ async def test_an_idle_worker_and_its_pool_are_not_woken_while_nothing_runs(
         start = time.perf_counter()
         await trio.sleep(10**7)  # on the test's clock; a periodic wake-up would take minutes
         assert time.perf_counter() - start < 1.0
+
+
+# -- start order -----------------------------------------------------------------------------------
+
+#: The order tasks began in (one list per test run).
+STARTS: list[int] = []
+
+
+async def note_start(i: int) -> None:
+    STARTS.append(i)
+    await trio.sleep(1)
+
+
+@pytest.mark.parametrize("repeat", range(20))
+async def test_tasks_handed_over_together_start_in_their_order_every_time(
+    repeat: int, autojump_clock: trio.testing.MockClock
+) -> None:
+    """trio runs a batch of new tasks in either order; the worker starts tasks in order."""
+    STARTS.clear()
+    async with local_worker() as (worker, _):
+        worker.run_tasks([Assignment(i, Call(note_start, (i,), {}, True)) for i in range(8)])
+        await trio.sleep(2)
+    assert list(range(8)) == STARTS
+
+
+async def test_a_pipelined_heir_runs_after_its_predecessor_in_the_same_runner(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    STARTS.clear()
+    async with local_worker() as (worker, _):
+        worker.run_tasks(
+            [
+                Assignment(1, Call(note_start, (1,), {}, True)),
+                Assignment(2, Call(note_start, (2,), {}, True), after=1),
+                Assignment(3, Call(note_start, (3,), {}, True)),
+            ]
+        )
+        await trio.sleep(0.5)
+        assert STARTS == [1, 3]  # 2 waits for 1
+        await trio.sleep(1)
+        assert STARTS == [1, 3, 2]
