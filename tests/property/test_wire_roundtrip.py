@@ -169,10 +169,14 @@ def test_an_allocation_behaves_the_same_after_crossing(ids: list[int], data: st.
 
 int64 = st.integers(-(2**63), 2**63 - 1)
 floats = st.floats(allow_nan=False)
+
+
+def _nested(inner: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    return st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4)
+
+
 json_like: st.SearchStrategy[Any] = st.recursive(
-    st.none() | st.booleans() | int64 | floats | st.text(),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
-    max_leaves=12,
+    st.none() | st.booleans() | int64 | floats | st.text(), _nested, max_leaves=12
 )
 task_ids = st.integers(0, 2**63 - 1)
 task_specs = st.builds(
