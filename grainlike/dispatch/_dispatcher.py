@@ -145,7 +145,12 @@ class Dispatcher:
             self.events.publish(TaskSubmitted(task.id, name, str(request), priority))
         if self.config.unsatisfiable_grace <= 0 and not self._ever_fits(shape):
             self._fail_unsatisfiable(shape)
-        self._kick()
+        elif len(self._queue) == 1 and self._reservation is None:
+            # Alone in the queue, it is placed now, as the next pass would place it: a task
+            # that fits starts without waiting for the placement loop's turn.
+            self._place()
+        else:
+            self._kick()
         return TaskHandle(task, self._abort)
 
     def _abort(self, task: Task) -> None:
@@ -361,7 +366,7 @@ class Dispatcher:
         allocation = task.allocation
         assert allocation is not None
         heir = self._queue.popleft(shape)
-        handed = Placement(heir, state, allocation, task.pool_allocation)
+        handed = Placement(heir, state, allocation, task.pool_allocation, task.hard_limit)
         task.allocation = task.pool_allocation = None
         self._assign([handed], trio.current_time())
         return True
@@ -502,14 +507,7 @@ class Dispatcher:
             task, worker, allocation = placement.task, placement.worker, placement.allocation
             if worker.pipeline and task.chain is None:
                 self._pipelines.begin(placement)
-            wtime = allocation.get(WTime)
-            task.assign(
-                worker,
-                allocation,
-                placement.pool_allocation,
-                wtime.T if wtime is not None else None,
-                now,
-            )
+            task.assign(worker, allocation, placement.pool_allocation, placement.hard_limit, now)
             batch = batches.get(worker)
             if batch is None:
                 batches[worker] = [task]

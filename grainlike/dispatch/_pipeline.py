@@ -138,7 +138,13 @@ class Pipelines:
                 task.chain = chain
                 chain.tasks.append(task)
                 chained.append(
-                    Placement(task, chain.worker, chain.allocation, chain.pool_allocation)
+                    Placement(
+                        task,
+                        chain.worker,
+                        chain.allocation,
+                        chain.pool_allocation,
+                        chain.tasks[0].hard_limit,
+                    )
                 )
                 if length + 1 <= depth:
                     heapq.heappush(heap, (length + 1, next(self._order), chain, depth))

@@ -33,12 +33,14 @@ class Reservation:
 
 @attrs.frozen
 class Placement:
-    """One decision: ``task`` runs on ``worker`` with ``allocation`` (and ``pool_allocation``)."""
+    """One decision: ``task`` runs on ``worker`` with ``allocation`` (and ``pool_allocation``),
+    under the hard limit ``hard_limit`` of its shape."""
 
     task: Task
     worker: WorkerState
     allocation: Resources
     pool_allocation: Resources | None
+    hard_limit: float | None = None
 
 
 class _CapacityClass:
@@ -272,7 +274,9 @@ def plan(
             task = queue.popleft(shape)
             allocation = workers.allocate(worker, request)
             pool_allocation = pools.alloc(pool_part) if pool_part is not None else None
-            placements.append(Placement(task, worker, allocation, pool_allocation))
+            placements.append(
+                Placement(task, worker, allocation, pool_allocation, shape.hard_limit)
+            )
             if reservation is not None and reservation.task is task:
                 reservation = None
             head = shape.head()

@@ -38,20 +38,21 @@ def check_executor(value: object) -> str:
     return value
 
 
-def _check_executor(instance: object, attribute: object, value: object) -> None:
-    check_executor(value)
-
-
 @attrs.frozen(slots=True)
 class Call:
     """One call of a function: ``fn(*args, **kwargs)``; ``is_async`` when ``fn`` is a coroutine
-    function (it then runs on the worker's event loop), else ``executor`` says where it runs."""
+    function (it then runs on the worker's event loop), else ``executor`` says where it runs.
+
+    A call is made for every task, so it checks nothing itself: its executor was checked
+    where it came from (``Bound.options``, the session, or ``CallUnpacker`` for one off the
+    wire).
+    """
 
     fn: Callable[..., Any]
     args: tuple[Any, ...] = ()
     kwargs: dict[str, Any] = attrs.field(factory=dict)
     is_async: bool = False
-    executor: str = attrs.field(default="process", validator=_check_executor)
+    executor: str = "process"
 
     @property
     def name(self) -> str:
@@ -102,7 +103,7 @@ class CallUnpacker:
             fn: Any = self._functions.get(fn_bytes)
             if fn is None:
                 fn = self._functions[fn_bytes] = loads_payload(fn_bytes)
-            return Call(fn, tuple(args), dict(kwargs), bool(is_async), executor)
+            return Call(fn, tuple(args), dict(kwargs), bool(is_async), check_executor(executor))
         except Exception as error:
             failure = TaskFailedError(
                 f"task {task_id} could not be unpickled on this worker: {error}"

@@ -43,7 +43,6 @@ async def run_work(
     ``trio.Cancelled`` is not captured: it belongs to whoever cancelled.
     """
     fn, args, kwargs = work.fn, work.args, work.kwargs
-    task = f"task {context.task_id} ({work.name})"
     set_task_context(context)
     try:
         if work.is_async:
@@ -52,11 +51,13 @@ async def run_work(
             with trio.move_on_after(hard_limit) as limit:
                 return outcome.Value(await fn(*args, **kwargs))
             assert limit.cancelled_caught
+            task = f"task {context.task_id} ({work.name})"
             raise trio.TooSlowError(f"{task} ran past its hard limit of {hard_limit:g}s")
         call = functools.partial(fn, *args, **kwargs)
         start = trio.current_time()
         value = await trio.to_thread.run_sync(call, limiter=limiter)
         if hard_limit is not None and trio.current_time() - start > hard_limit:
+            task = f"task {context.task_id} ({work.name})"
             raise trio.TooSlowError(
                 f"{task} ran {trio.current_time() - start:.1f}s, past its hard limit of "
                 f"{hard_limit:g}s (a thread cannot be stopped: use the process executor)"

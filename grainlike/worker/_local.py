@@ -155,8 +155,9 @@ class LocalWorker:
         assert task.allocation is not None, "a task is handed over with its allocation"
         context = TaskContext(task.allocation, self.worker_id, task_id, self.enforce_memory)
         reporter = self.reporter
-        start = trio.current_time()
-        result: outcome.Outcome[Any] = outcome.Error(trio.TooSlowError("never ran"))
+        clock = trio.lowlevel.current_clock()
+        start = clock.current_time()
+        result: outcome.Outcome[Any] | None = None
         usage: Usage | None = None
         with scope:
             await trio.lowlevel.checkpoint_if_cancelled()  # cancelled before it began: skip it
@@ -166,9 +167,9 @@ class LocalWorker:
             else:
                 result, usage = await self._pool.run(work, context, hard_limit)
         del self._scopes[task_id]
-        if scope.cancelled_caught:
+        if scope.cancelled_caught or result is None:
             result = outcome.Error(trio.TooSlowError(f"task {task_id} was cancelled"))
-        duration = trio.current_time() - start
+        duration = clock.current_time() - start
         self._reporting = True
         try:
             reporter.task_done(self.worker_id, task_id, attempt, result, duration, usage)

@@ -336,13 +336,17 @@ async def test_a_waiting_task_that_is_cancelled_is_skipped_in_its_turn(
 # -- the executor ---------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("value", ["fork", "", None, 1])
+@pytest.mark.parametrize("value", ["fork", "", 1])
 def test_an_unknown_executor_is_a_config_error_naming_it(value: Any) -> None:
     with pytest.raises(gl.ConfigError, match=rf"executor={value!r}: choose 'process' or 'thread'"):
-        Call(seen_sync, executor=value)
-    if value is not None:
-        with pytest.raises(gl.ConfigError, match=rf"executor={value!r}"):
-            (seen_sync @ Cores(1)).options(executor=value)
+        (seen_sync @ Cores(1)).options(executor=value)
+
+
+def test_an_unknown_executor_off_the_wire_fails_its_task() -> None:
+    packed = CallPacker().pack(Call(seen_sync, (1,), {}, False, "fork"))
+    call = CallUnpacker().unpack(packed, task_id=5)
+    assert call.is_async and isinstance(call.args[0], gl.TaskFailedError)
+    assert "executor='fork'" in str(call.args[0])
 
 
 async def test_a_session_refuses_an_unknown_default_executor() -> None:
