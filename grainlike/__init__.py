@@ -67,6 +67,7 @@ __all__ = [
     "open_waitgroup",
     "parse_resources",
     "register_kind",
+    "released",
     "run",
     "run_process",
 ]
@@ -74,6 +75,7 @@ __all__ = [
 from ._bound import Bound as Bound
 from ._bound import delayed as delayed
 from ._bound import exec1 as exec1
+from ._released import released as released
 from ._session import Session as Session
 from ._session import SessionOptions as SessionOptions
 from ._session import current_session as current_session

@@ -10,11 +10,12 @@ from typing import Any
 import attrs
 
 from ._exceptions import ResourceError
-from ._session import current_session
+from ._submitter import current_submitter
 from .dispatch import TaskHandle
 from .resource import ZERO, Kind, Resources, as_resources
 from .resource._binding import set_binder
 from .wire import Call, check_executor
+from .worker import task_context_or_none
 
 __all__ = ["Bound", "bind", "delayed", "exec1"]
 
@@ -91,17 +92,24 @@ class Bound:
         return attrs.evolve(self, **changes)
 
     def __call__(self, *args: Any, **kwargs: Any) -> TaskHandle:
-        session = current_session()
-        return session.dispatcher.submit(
+        submitter = current_submitter()
+        return submitter.submit(
             self.request,
-            Call(self.fn, args, kwargs, self.is_async, self.executor or session.executor),
+            Call(self.fn, args, kwargs, self.is_async, self.executor or submitter.executor),
             name=self.name,
             priority=self.priority,
             retries=self.retries,
+            parent=_current_task_id(),
         )
 
     def __repr__(self) -> str:
         return f"<{self.name} @ {self.request!r}>"
+
+
+def _current_task_id() -> int | None:
+    """The id of the task this code runs in, if it runs in one (its subtasks are its own)."""
+    context = task_context_or_none()
+    return context.task_id if context is not None else None
 
 
 def bind(fn: Any, resources: Kind | Resources) -> Bound:

@@ -27,7 +27,9 @@ import attrs
 import trio
 
 from ._exceptions import ConfigError, GrainlikeError
+from ._submitter import _SUBMITTER
 from .dispatch import (
+    HEAD,
     Dispatcher,
     DispatcherConfig,
     LearnedLimits,
@@ -37,7 +39,7 @@ from .dispatch import (
     serve_workers,
 )
 from .resource import Resources, ResourceSpec, parse_resources
-from .wire import check_executor
+from .wire import Call, check_executor
 from .worker import LocalWorker
 
 __all__ = [
@@ -139,7 +141,7 @@ _SERVER_OPTIONS = frozenset(
 
 @attrs.define(eq=False)
 class Session:
-    """The dispatcher that ``fn @ res`` calls submit to, and what serves it."""
+    """The dispatcher that ``fn @ res`` calls submit to, and what serves it (a ``Submitter``)."""
 
     dispatcher: Dispatcher
     local_worker: LocalWorker | None = None
@@ -147,6 +149,38 @@ class Session:
     address: str | None = None
     #: Where sync functions run unless bound with ``.options(executor=...)``.
     executor: str = "process"
+
+    def submit(
+        self,
+        request: Resources,
+        work: Call,
+        *,
+        name: str,
+        priority: int,
+        retries: int,
+        parent: int | None,
+    ) -> TaskHandle:
+        """Submit one call to the dispatcher."""
+        return self.dispatcher.submit(
+            request, work, name=name, priority=priority, retries=retries, parent=parent
+        )
+
+    def release(self, task_id: int) -> None:
+        """Task ``task_id`` gives its allocation back to its worker for a while."""
+        self.dispatcher.release(task_id)
+
+    async def reacquire(self, task_id: int) -> Resources | None:
+        """Task ``task_id`` takes its request again on its worker; waits until it has it."""
+        granted: list[Resources | None] = []
+        done = trio.Event()
+
+        def give(allocation: Resources | None) -> None:
+            granted.append(allocation)
+            done.set()
+
+        self.dispatcher.reacquire(task_id, give)
+        await done.wait()
+        return granted[0]
 
 
 def current_session() -> Session:
@@ -225,6 +259,7 @@ async def open_session(**options: Unpack[SessionOptions]) -> AsyncIterator[Sessi
     dispatcher = Dispatcher(config, learned)
     session = Session(dispatcher, executor=executor)
     token = _SESSION.set(session)
+    submitter = _SUBMITTER.set(session)
     try:
         error: BaseException | None = None
         try:
@@ -250,6 +285,7 @@ async def open_session(**options: Unpack[SessionOptions]) -> AsyncIterator[Sessi
             # rather than gaining the group as one.
             raise error
     finally:
+        _SUBMITTER.reset(submitter)
         _SESSION.reset(token)
         learned.save()
 
@@ -260,6 +296,9 @@ async def _start_services(
     """The dispatcher, the observers, the server for remote workers, the embedded worker."""
     dispatcher = session.dispatcher
     await nursery.start(dispatcher.serve)
+    head = LocalWorker(HEAD, dispatcher, options.get("enforce_memory", False))
+    await nursery.start(head.serve)
+    dispatcher.set_head(head)
     for observer in _observers(options.get("events"), options.get("progress", False)):
         await nursery.start(observer.serve, dispatcher)
     listen = options.get("listen")

@@ -286,7 +286,8 @@ def _check_worker_names(text: str | None) -> None:
 def _cmd_worker(args: argparse.Namespace) -> int:
     import trio
 
-    from .worker import WorkerOptions, detect_capacity, serve_worker
+    from ._uplink import serve_remote_worker
+    from .worker import WorkerOptions, detect_capacity
 
     address = _address(args.dispatcher, "dispatcher")
     _import_modules(args.imports)
@@ -303,7 +304,7 @@ def _cmd_worker(args: argparse.Namespace) -> int:
     )
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     reason = trio.run(
-        serve_worker,
+        serve_remote_worker,
         address,
         _key(args.key_file),
         capacity,

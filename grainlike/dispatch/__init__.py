@@ -4,6 +4,7 @@ What the layers above use; the records and the placement machinery are private m
 (tests of internals import them from there).
 """
 
+from ._dispatcher import HEAD as HEAD
 from ._dispatcher import Dispatcher as Dispatcher
 from ._dispatcher import DispatcherConfig as DispatcherConfig
 from ._events import TERMINAL_EVENTS as TERMINAL_EVENTS

@@ -12,7 +12,9 @@ deliver, because the two must agree for "exactly one result per task" to hold.
 from __future__ import annotations
 
 import fnmatch
+import logging
 import math
+from collections.abc import Callable
 from typing import Any
 
 import attrs
@@ -27,7 +29,8 @@ from .._exceptions import (
     WorkerLostError,
 )
 from ..resource import GPU, ZERO, Cores, Resources, WTime
-from ..wire import Call, Usage
+from ..resource._units import format_seconds
+from ..wire import Call, PackedCall, Usage
 from ._events import (
     EventBus,
     TaskCancelled,
@@ -50,7 +53,16 @@ from ._pools import Pools
 from ._queue import Shape, TaskQueue
 from ._records import Task, TaskState, WorkerLink, WorkerState, runs_now
 
-__all__ = ["Dispatcher", "DispatcherConfig"]
+__all__ = ["HEAD", "Dispatcher", "DispatcherConfig"]
+
+log = logging.getLogger("grainlike.dispatcher")
+
+#: Seconds without a task starting, while tasks wait for cores their ancestors hold, before
+#: the dispatcher says so.
+STUCK_AFTER = 30.0
+
+#: The id of the worker in the dispatcher's own process that runs ZERO requests (branches).
+HEAD = "head"
 
 
 def _whole(_: object, attribute: attrs.Attribute[Any], value: int) -> None:
@@ -119,6 +131,10 @@ class Dispatcher:
     _learned_seen: int = -1
     _no_worker_since: float | None = None
     _last_departure: str = ""
+    _head: WorkerState | None = None
+    _last_start: float = 0.0
+    _warned_stuck: set[int] = attrs.field(factory=set)
+    _regains: list[tuple[Task, Callable[[Resources | None], None]]] = attrs.field(factory=list)
     completed: int = 0
 
     def __attrs_post_init__(self) -> None:
@@ -130,28 +146,52 @@ class Dispatcher:
     def submit(
         self,
         request: Resources,
-        work: Call,
+        work: Call | PackedCall,
         *,
         name: str = "task",
         priority: int = 0,
         retries: int = 0,
+        parent: int | None = None,
     ) -> TaskHandle:
-        """Queue one task; the returned handle is awaited for its result."""
+        """Queue one task; the returned handle is awaited for its result.
+
+        ``parent`` is the task that submitted it, if a task did: it is cancelled when its
+        parent ends.  A ``ZERO`` request (a branch that only submits and gathers) runs on the
+        head, in the dispatcher's own process, without taking a worker's slot.
+        """
         self._next_id += 1
-        task = Task(self._next_id, request, work, name, priority, retries, trio.current_time())
+        now = trio.current_time()
+        task = Task(self._next_id, request, work, name, priority, retries, now, parent=parent)
         self._tasks[task.id] = task
-        shape = self._queue.push(task)
         if self.events.active:
-            self.events.publish(TaskSubmitted(task.id, name, str(request), priority))
+            self.events.publish(TaskSubmitted(task.id, name, str(request), priority, parent))
+        handle = TaskHandle(task, self._abort)
+        if parent is not None:
+            owner = self._tasks.get(parent)
+            if owner is None or owner.result is not None or owner.state is not TaskState.RUNNING:
+                self._end(task)  # its parent ended meanwhile (a report that crossed)
+                error = TaskCancelledError(f"task {task.id} ({name}): its parent {parent} ended")
+                self._finish(task, outcome.Error(error))
+                return handle
+            if owner.children is None:
+                owner.children = [task]
+            else:
+                owner.children.append(task)
+        if not request and self._head is not None:
+            self._assign([Placement(task, self._head, ZERO, None, None)], now)
+            return handle
+        shape = self._queue.push(task)
         if self.config.unsatisfiable_grace <= 0 and not self._ever_fits(shape):
             self._fail_unsatisfiable(shape)
         elif len(self._queue) == 1 and self._reservation is None:
             # Alone in the queue, it is placed now, as the next pass would place it: a task
             # that fits starts without waiting for the placement loop's turn.
             self._place()
+            if len(self._queue):
+                self._kick()  # it waits: the loop watches over waiting tasks
         else:
             self._kick()
-        return TaskHandle(task, self._abort)
+        return handle
 
     def _abort(self, task: Task) -> None:
         """Cancel a task: drop it from the queue, or stop it on its worker."""
@@ -164,7 +204,7 @@ class Dispatcher:
             # The caller hears now; the task stays on its worker (holding its allocation) until
             # the worker reports that it stopped.
             self._finish(task, cancelled, worker=task.worker)
-            state = self._workers.get(task.worker or "")
+            state = self._state(task.worker)
             if state is not None:
                 state.link.cancel_task(task.id)
 
@@ -180,10 +220,21 @@ class Dispatcher:
 
     # -- workers ------------------------------------------------------------------------------
 
+    def set_head(self, link: WorkerLink) -> None:
+        """Run ``ZERO`` requests through ``link`` (a worker in the dispatcher's own process)."""
+        self._head = WorkerState(HEAD, Resources(), link)
+        self.events.publish(WorkerJoined(HEAD, ""))
+
+    def _state(self, worker_id: str | None) -> WorkerState | None:
+        head = self._head
+        if head is not None and worker_id == head.id:
+            return head
+        return self._workers.get(worker_id or "")
+
     def unique_worker_id(self, name: str) -> str:
         """``name``, or ``name-2``, ``name-3``... if a live worker already has it."""
         candidate, suffix = name, 1
-        while self._workers.get(candidate) is not None:
+        while candidate == HEAD or self._workers.get(candidate) is not None:
             suffix += 1
             candidate = f"{name}-{suffix}"
         return candidate
@@ -288,6 +339,67 @@ class Dispatcher:
         """Ids of the connected workers, in joining order."""
         return [w.id for w in self.worker_states()]
 
+    # -- gl.released(): a task gives its allocation back for a while --------------------------
+
+    def release(self, task_id: int) -> None:
+        """A running task gives its allocation back to its worker (``gl.released()``); it stays
+        on its worker.  Tasks pipelined behind it go back to the queue first."""
+        task = self._tasks.get(task_id)
+        state = self._state(task.worker) if task is not None else None
+        if task is None or state is None or task.released or task.result is not None:
+            return
+        chain = task.chain
+        if chain is not None:
+            for waiting in list(chain.tasks)[1:]:
+                del state.running[waiting.id]
+                state.link.cancel_task(waiting.id)
+                self._requeue(waiting, state.id, "its chain's first task gave its allocation back")
+            self._pipelines.leave(task)
+            task.allocation, task.pool_allocation = chain.allocation, chain.pool_allocation
+        if task.allocation is not None and state is not self._head:
+            self._workers.release(state, task.allocation)
+        if task.pool_allocation is not None:
+            self._pools.dealloc(task.pool_allocation)
+        task.allocation = task.pool_allocation = None
+        task.released = True
+        self._kick()
+
+    def reacquire(self, task_id: int, granted: Callable[[Resources | None], None]) -> None:
+        """Take the same request again on the same worker for a released task, before any
+        queued task; ``granted`` gets the new allocation (``None`` if the task has ended)."""
+        task = self._tasks.get(task_id)
+        if task is None or task.result is not None:
+            granted(None)
+        elif not task.released:
+            granted(task.allocation)
+        else:
+            self._regains.append((task, granted))
+            self._kick()
+
+    def _regain(self) -> None:
+        """Give released tasks their allocations back where they fit again now."""
+        waiting, self._regains = self._regains, []
+        for task, granted in waiting:
+            state = self._state(task.worker)
+            if state is None or task.result is not None or not task.released:
+                granted(None)
+                continue
+            worker_part, pool_part = self._pools.split(task.request)
+            if state is self._head:
+                allocation: Resources = ZERO
+            elif not state.capacity.request(worker_part) or (
+                pool_part is not None and not self._pools.request(pool_part)
+            ):
+                self._regains.append((task, granted))  # not yet
+                continue
+            else:
+                allocation = self._workers.allocate(state, worker_part)
+            task.allocation = allocation
+            task.pool_allocation = self._pools.alloc(pool_part) if pool_part is not None else None
+            task.released = False
+            pooled = task.pool_allocation
+            granted(allocation if pooled is None else allocation & pooled)
+
     # -- reports from workers -----------------------------------------------------------------
 
     def task_started(self, worker_id: str, task_id: int, attempt: int) -> None:
@@ -314,7 +426,7 @@ class Dispatcher:
         are ignored, so a task is reported to its caller exactly once.
         """
         task = self._tasks.get(task_id)
-        state = self._workers.get(worker_id)
+        state = self._state(worker_id)
         if task is None or state is None or task.worker != worker_id or task.attempt != attempt:
             return
         del state.running[task_id]
@@ -322,7 +434,9 @@ class Dispatcher:
             self.events.publish(TaskStarted(task_id, worker_id, attempt))
         if state.pipeline:
             self._pipelines.record(task, duration)
-        if not self._hand_over(state, task):
+        if state is self._head:
+            task.allocation = None  # a branch holds nothing
+        elif not self._hand_over(state, task):
             self._free(state, task, worker_alive=True)
             self._kick()
         if task.result is not None:  # its caller cancelled it
@@ -389,15 +503,24 @@ class Dispatcher:
         task.allocation = task.pool_allocation = None
 
     def _requeue(self, task: Task, worker_id: str, reason: str) -> None:
+        self._cancel_children(task)  # the next attempt submits its own
         task.requeue()
         self._queue.pushleft(task)
         if self.events.active:
             self.events.publish(TaskRetried(task.id, worker_id, task.attempt + 1, reason))
 
     def _end(self, task: Task) -> None:
-        """The task leaves the dispatcher: no worker report about it counts any more."""
+        """The task leaves the dispatcher: no worker report about it counts any more, and its
+        subtasks still pending are cancelled."""
         self._tasks.pop(task.id, None)
+        self._cancel_children(task)
         task.release()
+
+    def _cancel_children(self, task: Task) -> None:
+        children, task.children = task.children, None
+        for child in children or ():
+            if child.result is None:
+                self._abort(child)
 
     def _finish(
         self,
@@ -474,6 +597,8 @@ class Dispatcher:
             self._finish(task, outcome.Error(error))
 
     def _place(self) -> None:
+        if self._regains:
+            self._regain()
         if not len(self._queue):
             return
         if self.learned.version != self._learned_seen:
@@ -503,6 +628,7 @@ class Dispatcher:
             return
         batches: dict[WorkerState, list[Task]] = {}
         publish = self.events.active
+        self._last_start = now
         for placement in placements:
             task, worker, allocation = placement.task, placement.worker, placement.allocation
             if worker.pipeline and task.chain is None:
@@ -527,7 +653,13 @@ class Dispatcher:
                 nursery.start_soon(self._watch)
             task_status.started()
             while True:
-                await self._wake.wait()
+                # While tasks wait, look now and then whether they wait on their own ancestors
+                # (no deadline while nothing waits: a run with an idle queue sleeps).
+                with trio.move_on_after(STUCK_AFTER if len(self._queue) else math.inf):
+                    await self._wake.wait()
+                if not self._wake.is_set():
+                    self._warn_if_stuck()
+                    continue
                 self._wake = trio.Event()
                 self._place()
 
@@ -549,6 +681,21 @@ class Dispatcher:
                 if shape.unfit_for >= self.config.unsatisfiable_grace > 0:
                     self._fail_unsatisfiable(shape)
 
+    def _warn_if_stuck(self) -> None:
+        """Say so, once, when tasks wait for cores their own ancestors hold, and nothing has
+        started for a while (a parent that holds every core while it awaits its children)."""
+        now = trio.current_time()
+        if not len(self._queue) or now - self._last_start < STUCK_AFTER:
+            return
+        for task in self.pending(limit=20):
+            why = self.explain(task)
+            if "held by its" in why and task.id not in self._warned_stuck:
+                self._warned_stuck.add(task.id)
+                log.warning(
+                    "nothing started for %s: %s", format_seconds(now - self._last_start), why
+                )
+                return
+
     def _fail_if_no_worker_for_too_long(self) -> None:
         grace, since = self.config.no_worker_grace, self._no_worker_since
         if grace is None or since is None or trio.current_time() - since < grace:
@@ -569,7 +716,8 @@ class Dispatcher:
 
     def running(self) -> int:
         """How many tasks run (not counting those pipelined behind a running one)."""
-        return sum(len(w.running) for w in self._workers) - self.pipelined()
+        on_head = len(self._head.running) if self._head is not None else 0
+        return sum(len(w.running) for w in self._workers) + on_head - self.pipelined()
 
     def pipelined(self, worker: WorkerState | None = None) -> int:
         """How many tasks wait on a worker (or on ``worker``) behind a running task."""
@@ -586,6 +734,7 @@ class Dispatcher:
             trio.current_time(),
             no_worker_since=self._no_worker_since,
             last_departure=self._last_departure,
+            tasks=self._tasks,
         )
 
     def pending(self, limit: int = 5) -> list[Task]:

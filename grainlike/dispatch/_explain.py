@@ -8,8 +8,10 @@ when the task's life does, so they live apart from the dispatcher (as HyperQueue
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from .._exceptions import UnsatisfiableError
-from ..resource import Resources
+from ..resource import Cores, Resources
 from ..resource._units import format_seconds
 from ._placement import Reservation, WorkerIndex
 from ._pools import Pools
@@ -66,6 +68,7 @@ def explain(
     *,
     no_worker_since: float | None = None,
     last_departure: str = "",
+    tasks: Mapping[int, Task] | None = None,
 ) -> str:
     """Why ``task`` waits, or where it runs (for ``gl.explain`` and ``grainlike status``)."""
     who = f"task {task.id} ({task.name})"
@@ -88,6 +91,9 @@ def explain(
         return f"{who} waits: no worker is connected" + (f" ({'; '.join(since)})" if since else "")
     worker_part, pool_part = pools.split(task.request)
     reasons = []
+    held = _held_by_ancestor(task, worker_part, workers, tasks or {})
+    if held is not None:
+        reasons.append(held)
     if pool_part is not None:
         pools_short = pools.shortfall(pool_part)
         if pools_short:
@@ -106,3 +112,30 @@ def explain(
     head = f"task {task.id} ({task.name}, {task.request}) has waited "
     head += format_seconds(now - task.submitted)
     return head + ": " + "; ".join(reasons) if reasons else head
+
+
+def _held_by_ancestor(
+    task: Task, worker_part: Resources, workers: WorkerIndex, tasks: Mapping[int, Task]
+) -> str | None:
+    """Why ``task`` waits, when the cores it needs are held by a task that waits for it."""
+    cores = worker_part.get(Cores)
+    need = cores.N if cores is not None else 0
+    ancestor, depth = tasks.get(task.parent) if task.parent is not None else None, 1
+    while ancestor is not None and depth < 64:
+        state = workers.get(ancestor.worker or "")
+        held = ancestor.allocation.get(Cores) if ancestor.allocation is not None else None
+        if (
+            state is not None
+            and held is not None
+            and not state.capacity.shortfall(worker_part, total=True)
+            and state.free_cores < need <= state.free_cores + held.N
+        ):
+            who = "its parent" if depth == 1 else "its ancestor"
+            return (
+                f"the cores it needs on {state.id} are held by {who} task {ancestor.id} "
+                f"({ancestor.name}), which waits for it: wrap that wait in "
+                "`async with gl.released():`"
+            )
+        ancestor = tasks.get(ancestor.parent) if ancestor.parent is not None else None
+        depth += 1
+    return None

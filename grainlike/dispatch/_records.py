@@ -23,7 +23,7 @@ import outcome
 import trio
 
 from ..resource import Cores, Resources
-from ..wire import Call
+from ..wire import Call, PackedCall
 
 __all__ = ["Chain", "ShapeKey", "Task", "TaskState", "WorkerLink", "WorkerState"]
 
@@ -72,12 +72,15 @@ class Task:
     ``assigned_at`` is when the dispatcher placed the current attempt; ``began`` whether the
     worker reported that it started.  A pipelined task waits on its worker in ``chain`` behind
     task ``after`` (see ``_pipeline.py``).  ``waiters`` (parked awaiters) and ``listeners``
-    (callbacks of gathers) are whoever still wants the result.
+    (callbacks of gathers) are whoever still wants the result.  ``parent`` is the task that
+    submitted this one (its ``children`` are cancelled when it ends); a task inside
+    ``gl.released()`` has given its ``allocation`` back (``released``) and keeps its place on
+    its worker.
     """
 
     id: int
     request: Resources
-    work: Call
+    work: Call | PackedCall
     name: str
     priority: int = 0
     retries: int = 0
@@ -97,6 +100,9 @@ class Task:
     result: outcome.Outcome[Any] | None = None
     waiters: list[trio.lowlevel.Task] | None = None
     listeners: list[Callable[[Task], None]] | None = None
+    parent: int | None = None
+    children: list[Task] | None = None
+    released: bool = False
 
     @property
     def key(self) -> ShapeKey:
@@ -130,6 +136,7 @@ class Task:
         self.pool_allocation = None
         self.chain = None
         self.after = None
+        self.released = False
 
     def requeue(self) -> None:
         """The task goes back to the queue (its run ended without a result for its caller)."""

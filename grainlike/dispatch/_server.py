@@ -32,7 +32,9 @@ from ..resource import GPU, Cores, Counter, Memory, Resources, Token
 from ..wire import (
     DEFAULT_MAX_FRAME,
     PROTOCOL_VERSION,
+    AllocationRegained,
     CallPacker,
+    CancelSubtasks,
     CancelTasks,
     Drain,
     Draining,
@@ -42,13 +44,20 @@ from ..wire import (
     Hello,
     Message,
     Outbox,
+    PackedCall,
     QueryStatus,
     QuitAcknowledged,
     QuitWorkers,
+    ReacquireAllocation,
     Refused,
+    ReleaseAllocation,
     RunTasks,
     Silence,
     StatusReport,
+    SubmitTasks,
+    Subtask,
+    SubtaskResult,
+    SubtasksFinished,
     TasksFinished,
     TaskSpec,
     TasksStarted,
@@ -56,10 +65,12 @@ from ..wire import (
     authenticate_as_server,
     decode,
     encode,
+    pack_outcome,
     parse_address,
     unpack_outcome,
 )
 from ._dispatcher import Dispatcher
+from ._handle import TaskHandle
 from ._records import Task
 from ._status import status_report
 
@@ -143,14 +154,65 @@ class _Warnings:
         log.warning(message + more, *args)
 
 
+#: What a worker's tasks ask of the dispatcher: subtasks, and allocations given back a while.
+_FOR_TASKS: Final = (SubmitTasks, CancelSubtasks, ReleaseAllocation, ReacquireAllocation)
+
+
 @attrs.define(eq=False)
 class RemoteLink:
-    """The dispatcher's link to one remote worker: what it posts, the outbox sends."""
+    """The dispatcher's link to one remote worker: what it posts, the outbox sends; and the
+    subtasks its tasks submitted, by the worker's numbers for them."""
 
     worker_id: str
     calls: CallPacker
     outbox: Outbox
     pipeline: int = 0
+    _subtasks: dict[int, TaskHandle] = attrs.field(factory=dict)
+
+    def for_tasks(self, dispatcher: Dispatcher, message: Message) -> None:
+        """Do what a task on this worker asked: submit or cancel subtasks, give back or take
+        again an allocation."""
+        if isinstance(message, SubmitTasks):
+            for subtask in message.tasks:
+                self._submit(dispatcher, subtask)
+        elif isinstance(message, CancelSubtasks):
+            for ref in message.refs:
+                handle = self._subtasks.get(ref)
+                if handle is not None:
+                    handle.cancel()
+        elif isinstance(message, ReleaseAllocation):
+            dispatcher.release(message.task_id)
+        elif isinstance(message, ReacquireAllocation):
+            task_id = message.task_id
+            dispatcher.reacquire(
+                task_id,
+                lambda allocation: self.outbox.post(AllocationRegained(task_id, allocation)),
+            )
+
+    def _submit(self, dispatcher: Dispatcher, subtask: Subtask) -> None:
+        ref = subtask.ref
+        handle = dispatcher.submit(
+            subtask.request,
+            PackedCall(subtask.payload, subtask.name),
+            name=subtask.name,
+            priority=subtask.priority,
+            retries=subtask.retries,
+            parent=subtask.parent,
+        )
+        self._subtasks[ref] = handle
+
+        def send_back(task: Task) -> None:
+            self._subtasks.pop(ref, None)
+            assert task.result is not None
+            ok, payload = pack_outcome(task.result)
+            self.outbox.post(SubtasksFinished((SubtaskResult(ref, ok, payload),)))
+
+        if handle.task.result is not None:
+            send_back(handle.task)
+        elif handle.task.listeners is None:
+            handle.task.listeners = [send_back]
+        else:
+            handle.task.listeners.append(send_back)
 
     def run_tasks(self, tasks: Sequence[Task]) -> None:
         pack = self.calls.pack
@@ -382,7 +444,7 @@ async def _serve_worker(
             silence = Silence(settings.heartbeat_timeout)
             with trio.CancelScope() as receiving:
                 nursery.start_soon(silence.watch, receiving)
-                reason, lost = await _receive_from_worker(dispatcher, framed, worker_id, silence)
+                reason, lost = await _receive_from_worker(dispatcher, framed, link, silence)
             if silence.expired:
                 reason = f"no word from it for {settings.heartbeat_timeout:g}s"
                 # Say so, in case it is alive but stuck (a task blocking its event loop).
@@ -400,19 +462,22 @@ _FROM_WORKERS: Final = (TasksStarted, TasksFinished, Draining, Heartbeat, Goodby
 
 
 async def _receive_from_worker(
-    dispatcher: Dispatcher, framed: FramedStream, worker_id: str, silence: Silence
+    dispatcher: Dispatcher, framed: FramedStream, link: RemoteLink, silence: Silence
 ) -> tuple[str, bool]:
     """Handle a worker's messages until it says goodbye or its connection ends.
 
     Returns why it ended and whether the worker counts as lost (its running tasks retried).
     """
+    worker_id = link.worker_id
     ran_any = False
     try:
         while True:
             data = await framed.receive()
             silence.heard()
             message = decode(data)
-            if isinstance(message, TasksFinished):
+            if isinstance(message, _FOR_TASKS):
+                link.for_tasks(dispatcher, message)
+            elif isinstance(message, TasksFinished):
                 ran_any = True
                 _finished(dispatcher, worker_id, message)
             elif isinstance(message, TasksStarted):

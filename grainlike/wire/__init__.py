@@ -11,6 +11,7 @@ from ._auth import authenticate_as_server as authenticate_as_server
 from ._call import Call as Call
 from ._call import CallPacker as CallPacker
 from ._call import CallUnpacker as CallUnpacker
+from ._call import PackedCall as PackedCall
 from ._call import check_executor as check_executor
 from ._converter import make_converter as make_converter
 from ._dial import open_connection as open_connection
@@ -28,6 +29,8 @@ from ._liveness import Pulse as Pulse
 from ._liveness import Silence as Silence
 from ._messages import MAX_REPORTED_SECONDS as MAX_REPORTED_SECONDS
 from ._messages import MESSAGE_TYPES as MESSAGE_TYPES
+from ._messages import AllocationRegained as AllocationRegained
+from ._messages import CancelSubtasks as CancelSubtasks
 from ._messages import CancelTasks as CancelTasks
 from ._messages import Drain as Drain
 from ._messages import Draining as Draining
@@ -38,9 +41,15 @@ from ._messages import Message as Message
 from ._messages import QueryStatus as QueryStatus
 from ._messages import QuitAcknowledged as QuitAcknowledged
 from ._messages import QuitWorkers as QuitWorkers
+from ._messages import ReacquireAllocation as ReacquireAllocation
 from ._messages import Refused as Refused
+from ._messages import ReleaseAllocation as ReleaseAllocation
 from ._messages import RunTasks as RunTasks
 from ._messages import StatusReport as StatusReport
+from ._messages import SubmitTasks as SubmitTasks
+from ._messages import Subtask as Subtask
+from ._messages import SubtaskResult as SubtaskResult
+from ._messages import SubtasksFinished as SubtasksFinished
 from ._messages import TaskOutcome as TaskOutcome
 from ._messages import TasksFinished as TasksFinished
 from ._messages import TaskSpec as TaskSpec

@@ -25,7 +25,7 @@ import attrs
 from .._exceptions import ConfigError, TaskFailedError
 from ._payload import dumps_payload, loads_payload
 
-__all__ = ["EXECUTORS", "Call", "CallPacker", "CallUnpacker", "check_executor"]
+__all__ = ["EXECUTORS", "Call", "CallPacker", "CallUnpacker", "PackedCall", "check_executor"]
 
 #: Where a sync function may run on its worker.
 EXECUTORS = ("process", "thread")
@@ -62,6 +62,15 @@ class Call:
         return name.rpartition("<locals>.")[2]  # a nested function by its own name
 
 
+@attrs.frozen(slots=True)
+class PackedCall:
+    """A call already packed (a subtask a remote worker submitted): it is forwarded as it is,
+    and only the worker that runs it unpacks it."""
+
+    data: bytes
+    name: str = "task"
+
+
 class CallPacker:
     """Packs calls into bytes, pickling each distinct function once (by identity)."""
 
@@ -79,8 +88,11 @@ class CallPacker:
         self._functions[id(fn)] = (fn, data)
         return data
 
-    def pack(self, call: Call) -> bytes:
+    def pack(self, call: Call | PackedCall) -> bytes:
         """The bytes of ``call``; raises what pickling raises for an unpicklable argument."""
+        if type(call) is PackedCall:
+            return call.data
+        assert isinstance(call, Call)
         return dumps_payload(
             (self.function_bytes(call.fn), call.args, call.kwargs, call.is_async, call.executor)
         )

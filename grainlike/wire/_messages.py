@@ -17,6 +17,8 @@ from ..resource import Resources, as_resources
 
 __all__ = [
     "MESSAGE_TYPES",
+    "AllocationRegained",
+    "CancelSubtasks",
     "CancelTasks",
     "Drain",
     "Draining",
@@ -27,9 +29,15 @@ __all__ = [
     "QueryStatus",
     "QuitAcknowledged",
     "QuitWorkers",
+    "ReacquireAllocation",
     "Refused",
+    "ReleaseAllocation",
     "RunTasks",
     "StatusReport",
+    "SubmitTasks",
+    "Subtask",
+    "SubtaskResult",
+    "SubtasksFinished",
     "TaskOutcome",
     "TaskSpec",
     "TasksFinished",
@@ -87,6 +95,14 @@ def _task_specs(value: Iterable[TaskSpec]) -> tuple[TaskSpec, ...]:
 
 
 def _outcomes(value: Iterable[TaskOutcome]) -> tuple[TaskOutcome, ...]:
+    return tuple(value)
+
+
+def _subtasks(value: Iterable[Subtask]) -> tuple[Subtask, ...]:
+    return tuple(value)
+
+
+def _results(value: Iterable[SubtaskResult]) -> tuple[SubtaskResult, ...]:
     return tuple(value)
 
 
@@ -258,6 +274,81 @@ class TasksFinished:
 
 
 @attrs.frozen
+class Subtask:
+    """One task a running task submitted from a remote worker.
+
+    Attributes:
+        ref: The worker's own number for it (results come back under it).
+        parent: The dispatcher's ID of the task that submitted it.
+        payload: The packed call (``CallPacker.pack``); the dispatcher forwards it as it is.
+        request: What it asks for.
+        name: Its name in events and status.
+        priority: Higher first.
+        retries: Re-runs after its own exception.
+    """
+
+    ref: int
+    parent: int
+    payload: bytes
+    request: Resources = attrs.field(converter=as_resources)
+    name: str
+    priority: int
+    retries: int = attrs.field(validator=_not_negative)
+
+
+@attrs.frozen
+class SubmitTasks:
+    """Worker to dispatcher: its running tasks submit these subtasks."""
+
+    tasks: tuple[Subtask, ...] = attrs.field(converter=_subtasks)
+
+
+@attrs.frozen
+class CancelSubtasks:
+    """Worker to dispatcher: cancel these subtasks (by their ``ref``)."""
+
+    refs: tuple[int, ...] = attrs.field(converter=_ints)
+
+
+@attrs.frozen
+class SubtaskResult:
+    """How a subtask ended: ``ok`` and ``payload`` as in ``TaskOutcome``."""
+
+    ref: int
+    ok: bool
+    payload: bytes
+
+
+@attrs.frozen
+class SubtasksFinished:
+    """Dispatcher to worker: these subtasks of its tasks ended."""
+
+    results: tuple[SubtaskResult, ...] = attrs.field(converter=_results)
+
+
+@attrs.frozen
+class ReleaseAllocation:
+    """Worker to dispatcher: task ``task_id`` gives its allocation back (``gl.released()``)."""
+
+    task_id: int
+
+
+@attrs.frozen
+class ReacquireAllocation:
+    """Worker to dispatcher: task ``task_id`` takes its request again on this worker."""
+
+    task_id: int
+
+
+@attrs.frozen
+class AllocationRegained:
+    """Dispatcher to worker: task ``task_id`` holds ``allocation`` again (``None``: it ended)."""
+
+    task_id: int
+    allocation: Resources | None
+
+
+@attrs.frozen
 class CancelTasks:
     """Dispatcher to worker: cancel these tasks; each still reports a ``TaskOutcome``."""
 
@@ -333,6 +424,12 @@ Message: TypeAlias = (
     | TasksStarted
     | TasksFinished
     | CancelTasks
+    | SubmitTasks
+    | CancelSubtasks
+    | SubtasksFinished
+    | ReleaseAllocation
+    | ReacquireAllocation
+    | AllocationRegained
     | Drain
     | Draining
     | Heartbeat
@@ -352,6 +449,12 @@ MESSAGE_TYPES: Final[tuple[type[Message], ...]] = (
     TasksStarted,
     TasksFinished,
     CancelTasks,
+    SubmitTasks,
+    CancelSubtasks,
+    SubtasksFinished,
+    ReleaseAllocation,
+    ReacquireAllocation,
+    AllocationRegained,
     Drain,
     Draining,
     Heartbeat,

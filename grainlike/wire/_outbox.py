@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Any
 
 import attrs
 import trio
@@ -23,7 +24,15 @@ import trio
 from ._encoding import encode
 from ._framing import FramedStream
 from ._liveness import Pulse
-from ._messages import Goodbye, Heartbeat, Message, RunTasks, TasksFinished
+from ._messages import (
+    Goodbye,
+    Heartbeat,
+    Message,
+    RunTasks,
+    SubmitTasks,
+    SubtasksFinished,
+    TasksFinished,
+)
 
 __all__ = ["Outbox", "let_batch_grow"]
 
@@ -129,15 +138,25 @@ class Outbox:
         return self._fit(halves[0], limit) + self._fit(halves[1], limit)
 
 
+#: The batch messages: each folds with the one before it of its type and splits in halves,
+#: by its one field of items.
+_BATCHES: dict[type[Message], str] = {
+    RunTasks: "tasks",
+    TasksFinished: "outcomes",
+    SubmitTasks: "tasks",
+    SubtasksFinished: "results",
+}
+
+
 def _merge(messages: list[Message]) -> list[Message]:
-    """Fold consecutive ``RunTasks`` (and ``TasksFinished``) into one message each."""
+    """Fold consecutive batches of one type (``RunTasks``, ...) into one message each."""
     merged: list[Message] = []
     for message in messages:
+        field = _BATCHES.get(type(message))
         last = merged[-1] if merged else None
-        if isinstance(message, RunTasks) and isinstance(last, RunTasks):
-            merged[-1] = RunTasks(last.tasks + message.tasks)
-        elif isinstance(message, TasksFinished) and isinstance(last, TasksFinished):
-            merged[-1] = TasksFinished(last.outcomes + message.outcomes)
+        if field is not None and type(last) is type(message):
+            items = getattr(last, field) + getattr(message, field)
+            merged[-1] = type(message)(items)  # type: ignore[call-arg]
         else:
             merged.append(message)
     return merged
@@ -145,13 +164,15 @@ def _merge(messages: list[Message]) -> list[Message]:
 
 def _halves(message: Message) -> tuple[Message, Message] | None:
     """A batch of two or more items as two smaller batches (``None`` for anything else)."""
-    if isinstance(message, RunTasks) and len(message.tasks) > 1:
-        middle = len(message.tasks) // 2
-        return RunTasks(message.tasks[:middle]), RunTasks(message.tasks[middle:])
-    if isinstance(message, TasksFinished) and len(message.outcomes) > 1:
-        middle = len(message.outcomes) // 2
-        return TasksFinished(message.outcomes[:middle]), TasksFinished(message.outcomes[middle:])
-    return None
+    field = _BATCHES.get(type(message))
+    if field is None:
+        return None
+    items = getattr(message, field)
+    if len(items) < 2:
+        return None
+    middle = len(items) // 2
+    cls: type[Any] = type(message)
+    return cls(items[:middle]), cls(items[middle:])
 
 
 async def let_batch_grow(size: Callable[[], int], most: int = 16) -> None:

@@ -6,10 +6,14 @@ that passed authentication (``_auth.py``), never before.
 
 from __future__ import annotations
 
+import collections
 import contextlib
+import io
 import pickle
 import traceback
-from typing import Any
+import types
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
 import cloudpickle
 import msgpack
@@ -59,6 +63,30 @@ def _plain(obj: object, depth: int = 0) -> bool:
     return False
 
 
+def _code_keeping_its_file(code: types.CodeType) -> tuple[Any, ...]:
+    """cloudpickle's reduction of a code object, with the real ``co_filename`` kept.
+
+    cloudpickle writes ``"<dynamic-code>"`` there, to make its payloads deterministic; a
+    traceback from a worker would then not say which file a function of the user's script is
+    in, nor show its lines.
+    """
+    constructor, args = cloudpickle.cloudpickle._code_reduce(code)
+    args = tuple(code.co_filename if arg == "<dynamic-code>" else arg for arg in args)
+    return constructor, args
+
+
+class _Pickler(cloudpickle.Pickler):  # type: ignore[misc]
+    dispatch_table: ClassVar[Mapping[type, Any]] = collections.ChainMap(
+        {types.CodeType: _code_keeping_its_file}, cloudpickle.Pickler.dispatch_table
+    )
+
+
+def _cloudpickle(obj: object) -> bytes:
+    buffer = io.BytesIO()
+    _Pickler(buffer, protocol=pickle.HIGHEST_PROTOCOL).dump(obj)
+    return buffer.getvalue()
+
+
 def dumps_payload(obj: object) -> bytes:
     """Pickle ``obj`` with cloudpickle (functions and classes defined in ``__main__`` too).
 
@@ -67,8 +95,7 @@ def dumps_payload(obj: object) -> bytes:
     """
     if _plain(obj):
         return pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
-    data: bytes = cloudpickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
-    return data
+    return _cloudpickle(obj)
 
 
 def loads_payload(data: bytes) -> object:
@@ -85,7 +112,7 @@ def pack_exception(exc: BaseException) -> bytes:
     remote_traceback = "".join(traceback.format_exception(exc))
     pickled: bytes | None
     try:
-        pickled = cloudpickle.dumps(exc, protocol=pickle.HIGHEST_PROTOCOL)
+        pickled = _cloudpickle(exc)
         # Exceptions whose __init__ does not take their args pickle but fail to unpickle;
         # find that out here, where the caller still gets a useful TaskFailedError.
         pickle.loads(pickled)

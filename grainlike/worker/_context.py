@@ -8,7 +8,14 @@ import attrs
 
 from ..resource import Resources
 
-__all__ = ["GVAR", "TaskContext", "current_allocation", "current_task_context"]
+__all__ = [
+    "GVAR",
+    "TaskContext",
+    "current_allocation",
+    "current_task_context",
+    "set_task_context",
+    "task_context_or_none",
+]
 
 
 @attrs.frozen
@@ -33,6 +40,11 @@ def current_task_context() -> TaskContext:
             "not inside a grainlike task: GVAR and current_allocation() are only set while a "
             "task submitted with fn @ resources runs"
         ) from None
+
+
+def task_context_or_none() -> TaskContext | None:
+    """The context of the running task, or ``None`` outside a grainlike task."""
+    return _CURRENT.get(None)
 
 
 def current_allocation() -> Resources:

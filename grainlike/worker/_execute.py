@@ -10,7 +10,7 @@ import outcome
 import trio
 
 from ..resource import Resources
-from ..wire import Call
+from ..wire import Call, PackedCall
 from ._context import TaskContext, set_task_context
 
 __all__ = ["Assignment", "run_work"]
@@ -24,7 +24,7 @@ class Assignment(Protocol):
     @property
     def attempt(self) -> int: ...
     @property
-    def work(self) -> Call: ...
+    def work(self) -> Call | PackedCall: ...
     @property
     def allocation(self) -> Resources | None: ...
     @property

@@ -14,7 +14,7 @@ import attrs
 import outcome
 import trio
 
-from ..wire import Usage
+from ..wire import Call, CallUnpacker, PackedCall, Usage
 from ._context import TaskContext
 from ._execute import Assignment, run_work
 from ._pool import ProcessPool
@@ -73,6 +73,7 @@ class LocalWorker:
     _spawning: bool = False
     _reporting: bool = False
     _draining: str | None = None
+    _calls: CallUnpacker = attrs.field(factory=CallUnpacker)
     _limiter: trio.CapacityLimiter = attrs.field(init=False)
     _pool: ProcessPool = attrs.field(init=False)
 
@@ -150,7 +151,10 @@ class LocalWorker:
             self.reporter.remove_worker(self.worker_id, reason, lost=False)
 
     async def _run(self, task: Assignment) -> None:
-        task_id, attempt, work, hard_limit = task.id, task.attempt, task.work, task.hard_limit
+        task_id, attempt, hard_limit = task.id, task.attempt, task.hard_limit
+        work: Call | PackedCall = task.work
+        if isinstance(work, PackedCall):  # a subtask a remote worker submitted, as it sent it
+            work = self._calls.unpack(work.data, task_id=task_id)
         scope = self._scopes[task_id]
         assert task.allocation is not None, "a task is handed over with its allocation"
         context = TaskContext(task.allocation, self.worker_id, task_id, self.enforce_memory)

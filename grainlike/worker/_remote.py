@@ -24,6 +24,7 @@ from ..resource._units import format_seconds
 from ..wire import (
     DEFAULT_MAX_FRAME,
     PROTOCOL_VERSION,
+    AllocationRegained,
     Call,
     CallUnpacker,
     CancelTasks,
@@ -38,6 +39,7 @@ from ..wire import (
     Refused,
     RunTasks,
     Silence,
+    SubtasksFinished,
     TaskOutcome,
     TasksFinished,
     TasksStarted,
@@ -50,6 +52,7 @@ from ..wire import (
     pack_outcome,
 )
 from ._local import LocalWorker
+from ._uplink import Uplink
 
 __all__ = ["Departure", "WorkerOptions", "serve_worker"]
 
@@ -182,8 +185,11 @@ async def serve_worker(
     capacity: Resources,
     options: WorkerOptions | None = None,
     tls: ssl.SSLContext | None = None,
+    uplink: Uplink | None = None,
 ) -> Departure:
     """Join the dispatcher at ``address`` (``HOST:PORT``) and run tasks until told to leave.
+
+    ``uplink`` carries what the worker's tasks ask of the dispatcher (subtasks, allocations).
 
     Returns why the worker stopped.  Raises ``AuthenticationError`` when the keys differ,
     ``GrainlikeError`` when the dispatcher cannot be reached or refuses the worker (with its
@@ -197,11 +203,15 @@ async def serve_worker(
         max_frame=settings.max_frame,
         connect_timeout=settings.connect_timeout,
     ) as framed:
-        return await join(framed, capacity, settings, address)
+        return await join(framed, capacity, settings, address, uplink)
 
 
 async def join(
-    framed: FramedStream, capacity: Resources, settings: WorkerOptions, address: str
+    framed: FramedStream,
+    capacity: Resources,
+    settings: WorkerOptions,
+    address: str,
+    uplink: Uplink | None = None,
 ) -> Departure:
     """Join the dispatcher at the other end of an authenticated ``framed``; run its tasks."""
     host = socket.gethostname()
@@ -222,15 +232,21 @@ async def join(
         raise GrainlikeError(f"the dispatcher at {address} answered {type(reply).__name__}")
     framed.limit_sends(reply.max_frame)
     log.info("joined %s as %s with %s", address, reply.worker_id, capacity)
-    return await _work(framed, reply, capacity, settings)
+    return await _work(framed, reply, capacity, settings, uplink or Uplink())
 
 
 #: What a dispatcher may send to a worker; anything else breaks the protocol.
 _FROM_DISPATCHER = (RunTasks, CancelTasks, Drain, Heartbeat, Goodbye)
+#: What a dispatcher sends for the worker's tasks (through the uplink).
+_FOR_TASKS = (SubtasksFinished, AllocationRegained)
 
 
 async def _work(
-    framed: FramedStream, welcome: Welcome, capacity: Resources, settings: WorkerOptions
+    framed: FramedStream,
+    welcome: Welcome,
+    capacity: Resources,
+    settings: WorkerOptions,
+    uplink: Uplink,
 ) -> Departure:
     outbox = Outbox(oversized=_shrink_result)
     reports = _Reports(outbox)
@@ -239,49 +255,59 @@ async def _work(
     calls = CallUnpacker()
     departure = Departure("the dispatcher was lost: it closed the connection", lost=True)
     drained: str | None = None
-    async with trio.open_nursery() as nursery:
-        await nursery.start(runner.serve)
+    uplink.connect(outbox)
+    try:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(runner.serve)
 
-        async def send_then_stop() -> None:
-            await outbox.serve(framed, welcome.heartbeat_interval)
+            async def send_then_stop() -> None:
+                await outbox.serve(framed, welcome.heartbeat_interval)
+                nursery.cancel_scope.cancel()
+
+            nursery.start_soon(send_then_stop)
+            walltime = capacity.get(WTime)
+            if walltime is not None and math.isfinite(walltime.remaining()):
+                nursery.start_soon(_watch_walltime, walltime, runner, outbox, settings)
+            silence = Silence(settings.heartbeat_timeout)
+            try:
+                with trio.CancelScope() as receiving:
+                    nursery.start_soon(silence.watch, receiving)
+                    while True:
+                        message = decode(await framed.receive())
+                        silence.heard()
+                        if isinstance(message, RunTasks):
+                            runner.run_tasks(_unpack_tasks(message, calls))
+                        elif isinstance(message, CancelTasks):
+                            for task_id in message.task_ids:
+                                runner.cancel_task(task_id)
+                        elif isinstance(message, Drain):
+                            drained = message.reason
+                            runner.drain(message.reason)
+                        elif isinstance(message, Goodbye):
+                            departure = Departure(f"the dispatcher said goodbye: {message.reason}")
+                            break
+                        elif isinstance(message, _FOR_TASKS):
+                            uplink.deliver(message)
+                        elif not isinstance(message, _FROM_DISPATCHER):
+                            raise ProtocolError(
+                                f"a dispatcher may not send {type(message).__name__}"
+                            )
+            except trio.EndOfChannel:
+                pass
+            except (trio.BrokenResourceError, trio.ClosedResourceError) as error:
+                departure = Departure(
+                    f"the dispatcher was lost: the connection broke ({error})", True
+                )
+            except ProtocolError as error:
+                departure = Departure(f"protocol error from the dispatcher: {error}", lost=True)
+            if silence.expired:
+                departure = Departure(
+                    f"the dispatcher was lost: no word from it for {settings.heartbeat_timeout:g}s",
+                    lost=True,
+                )
             nursery.cancel_scope.cancel()
-
-        nursery.start_soon(send_then_stop)
-        walltime = capacity.get(WTime)
-        if walltime is not None and math.isfinite(walltime.remaining()):
-            nursery.start_soon(_watch_walltime, walltime, runner, outbox, settings)
-        silence = Silence(settings.heartbeat_timeout)
-        try:
-            with trio.CancelScope() as receiving:
-                nursery.start_soon(silence.watch, receiving)
-                while True:
-                    message = decode(await framed.receive())
-                    silence.heard()
-                    if isinstance(message, RunTasks):
-                        runner.run_tasks(_unpack_tasks(message, calls))
-                    elif isinstance(message, CancelTasks):
-                        for task_id in message.task_ids:
-                            runner.cancel_task(task_id)
-                    elif isinstance(message, Drain):
-                        drained = message.reason
-                        runner.drain(message.reason)
-                    elif isinstance(message, Goodbye):
-                        departure = Departure(f"the dispatcher said goodbye: {message.reason}")
-                        break
-                    elif not isinstance(message, _FROM_DISPATCHER):
-                        raise ProtocolError(f"a dispatcher may not send {type(message).__name__}")
-        except trio.EndOfChannel:
-            pass
-        except (trio.BrokenResourceError, trio.ClosedResourceError) as error:
-            departure = Departure(f"the dispatcher was lost: the connection broke ({error})", True)
-        except ProtocolError as error:
-            departure = Departure(f"protocol error from the dispatcher: {error}", lost=True)
-        if silence.expired:
-            departure = Departure(
-                f"the dispatcher was lost: no word from it for {settings.heartbeat_timeout:g}s",
-                lost=True,
-            )
-        nursery.cancel_scope.cancel()
+    finally:
+        uplink.disconnect()
     if outbox.farewell is not None:  # this side said goodbye: drained, or its walltime ended
         return Departure(f"drained: {drained}" if drained else f"left: {outbox.farewell}")
     return departure

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import threading
+import traceback
 from collections.abc import Callable
 from typing import cast
 
@@ -104,3 +105,17 @@ def test_task_failed_error_itself_crosses_intact() -> None:
 def test_a_malformed_packed_exception_is_a_protocol_error(data: bytes) -> None:
     with pytest.raises(ProtocolError, match="packed exception"):
         unpack_exception(data)
+
+
+def test_a_function_pickled_by_value_keeps_the_file_it_was_defined_in() -> None:
+    """cloudpickle would say "<dynamic-code>": a remote traceback names the user's script."""
+    namespace: dict[str, object] = {"__name__": "users_script_not_importable"}
+    source = "def divide(x):\n    return 1 / x\n"
+    exec(compile(source, "/home/me/flow.py", "exec"), namespace)
+    divide = cast(Callable[[int], float], loads_payload(dumps_payload(namespace["divide"])))
+    assert divide.__code__.co_filename == "/home/me/flow.py"
+    try:
+        divide(0)
+    except ZeroDivisionError as error:
+        text = "".join(traceback.format_exception(error))
+    assert 'File "/home/me/flow.py", line 2, in divide' in text

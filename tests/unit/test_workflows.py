@@ -1,0 +1,146 @@
+"""Work that makes work, on the embedded worker: subtasks belong to their parent, branches run
+on the head, and ``gl.released()`` lends a parent's cores to its children."""
+
+from __future__ import annotations
+
+import traceback
+
+import pytest
+import trio
+import trio.testing
+
+import grainlike as gl
+from grainlike import ZERO, Cores, TaskCancelledError
+
+pytestmark = pytest.mark.usefixtures("local_capacity")
+
+
+async def leaf(x: int) -> int:
+    await trio.sleep(1)
+    return x * x
+
+
+async def where() -> str:
+    return gl.GVAR.instance
+
+
+async def test_a_branch_of_zero_runs_on_the_head_and_takes_no_slot(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async def branch(n: int) -> tuple[str, list[int]]:
+        squares = await gl.gather(*[(leaf @ Cores(1))(i) for i in range(n)])
+        return gl.GVAR.instance, squares
+
+    async with gl.open_session(stats=None, name="box") as session:
+        # Three branches at once on a 2-core worker: none waits for a core, their leaves do.
+        results = await gl.gather(*[(branch @ ZERO)(3) for _ in range(3)])
+        assert trio.current_time() == pytest.approx(5)  # 9 leaves of 1 s on 2 cores
+        assert await (where @ ZERO)() == "head"
+        assert await (where @ Cores(1))() == "box"
+        assert session.dispatcher.running() == 0
+    assert results == [("head", [0, 1, 4])] * 3
+
+
+async def test_a_parents_exception_chain_reaches_the_top_with_the_grandchilds_traceback() -> None:
+    async def grandchild() -> None:
+        raise KeyError("deep down")
+
+    async def child() -> None:
+        await (grandchild @ Cores(1))()
+
+    async def parent() -> None:
+        await (child @ ZERO)()
+
+    async with gl.open_session(stats=None):
+        with pytest.raises(KeyError, match="deep down") as caught:
+            await (parent @ ZERO)()
+    text = "".join(traceback.format_exception(caught.value))
+    assert "in grandchild" in text and "raise KeyError" in text
+
+
+async def test_when_a_parent_ends_its_pending_subtasks_are_cancelled(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    handles: list[gl.TaskHandle] = []
+
+    async def careless() -> str:
+        handles.extend((leaf @ Cores(1))(i) for i in range(4))  # never awaited
+        return "done early"
+
+    async with gl.open_session(stats=None) as session:
+        assert await (careless @ ZERO)() == "done early"
+        await trio.testing.wait_all_tasks_blocked()
+        assert all(h.done() for h in handles)
+        for handle in handles:
+            with pytest.raises(TaskCancelledError):
+                handle.result()
+        assert (session.dispatcher.queued(), session.dispatcher.running()) == (0, 0)
+
+
+async def test_cancelling_the_top_cancels_everything_below_it(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    started: list[str] = []
+
+    async def deep(level: int) -> None:
+        started.append(f"level {level}")
+        if level < 3:
+            await gl.gather((deep @ ZERO)(level + 1), (leaf @ Cores(1))(level))
+        await trio.sleep_forever()
+
+    async with gl.open_session(stats=None) as session:
+        top = (deep @ ZERO)(0)
+        await trio.sleep(0.5)
+        assert started == ["level 0", "level 1", "level 2", "level 3"]
+        top.cancel()
+        await trio.testing.wait_all_tasks_blocked()
+        assert (session.dispatcher.queued(), session.dispatcher.running()) == (0, 0)
+        (worker,) = [w for w in session.dispatcher.worker_states() if w.id != "head"]
+        assert worker.capacity.stat()["cores"] == (2, 2)
+
+
+async def test_a_parent_inside_released_lends_its_cores_to_its_children(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async def parent() -> tuple[list[int], list[int], list[int]]:
+        mine = list(gl.GVAR.res.c)
+        async with gl.released():
+            children = await gl.gather(*[(leaf @ Cores(1))(i) for i in range(2)])
+        return mine, children, list(gl.GVAR.res.c)
+
+    async with gl.open_session(stats=None, resources="cores:2"):
+        before, children, after = await (parent @ Cores(2))()
+        assert trio.current_time() == pytest.approx(1)  # both children ran at once on its cores
+    assert (before, children, after) == ([0, 1], [0, 1], [0, 1])
+
+
+async def test_without_released_a_parent_holding_every_core_explains_its_wait(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    explained: list[str] = []
+
+    async def hoarder() -> None:
+        child = (leaf @ Cores(1))(1)
+        await trio.sleep(5)
+        explained.append(gl.explain(child))
+        child.cancel()
+
+    async with gl.open_session(stats=None, resources="cores:2"):
+        hoard = (hoarder @ Cores(2))()
+        await hoard
+    assert explained and "held by its parent task" in explained[0]
+    assert "gl.released()" in explained[0]
+
+
+async def test_a_run_stuck_on_cores_its_parent_holds_says_so_once(
+    autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def hoarder() -> None:
+        await (leaf @ Cores(1))(1)  # waits for ever: the parent holds both cores
+
+    async with gl.open_session(stats=None, resources="cores:2"):
+        with trio.move_on_after(100):
+            await (hoarder @ Cores(2))()
+    warnings = [r.getMessage() for r in caplog.records if "held by its parent" in r.getMessage()]
+    assert len(warnings) == 1
+    assert warnings[0].startswith("nothing started for 3")
