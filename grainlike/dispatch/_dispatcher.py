@@ -43,6 +43,7 @@ from ._events import (
 )
 from ._explain import explain, unsatisfiable_error
 from ._handle import TaskHandle
+from ._journal import Journal
 from ._learned import LearnedLimits
 from ._pipeline import Pipelines
 from ._placement import Placement, Reservation, WorkerIndex, plan
@@ -105,6 +106,8 @@ class Dispatcher:
     config: DispatcherConfig = attrs.field(factory=DispatcherConfig)
     learned: LearnedLimits = attrs.field(factory=LearnedLimits)
     events: EventBus = attrs.field(factory=EventBus)
+    #: Where a durable run records its tasks (``None``: nothing is recorded).
+    journal: Journal | None = None
     _queue: TaskQueue = attrs.field(factory=TaskQueue)
     _workers: WorkerIndex = attrs.field(factory=WorkerIndex)
     _tasks: dict[int, Task] = attrs.field(factory=dict)
@@ -124,6 +127,8 @@ class Dispatcher:
     def __attrs_post_init__(self) -> None:
         self._pools = Pools(self.config.pools or ZERO)
         self._pipelines = Pipelines(self.config.pipeline_window)
+        if self.journal is not None:
+            self.journal.attach(self._resolve, self._recalled)
 
     # -- submission ---------------------------------------------------------------------------
 
@@ -136,17 +141,36 @@ class Dispatcher:
         priority: int = 0,
         retries: int = 0,
     ) -> TaskHandle:
-        """Queue one task; the returned handle is awaited for its result."""
+        """Queue one task; the returned handle is awaited for its result.
+
+        With a journal, a task whose key has a recorded success is not queued: it resolves
+        with the recorded value as soon as the journal has read it (``_recalled``).
+        """
         self._next_id += 1
         task = Task(self._next_id, request, work, name, priority, retries, trio.current_time())
-        self._tasks[task.id] = task
-        shape = self._queue.push(task)
         if self.events.active:
             self.events.publish(TaskSubmitted(task.id, name, str(request), priority))
+        if self.journal is not None and self.journal.recall(task):
+            task.state = TaskState.DONE  # not queued, and nothing to cancel
+        else:
+            self._enqueue(task)
+        return TaskHandle(task, self._abort)
+
+    def _enqueue(self, task: Task) -> None:
+        self._tasks[task.id] = task
+        shape = self._queue.push(task)
         if self.config.unsatisfiable_grace <= 0 and not self._ever_fits(shape):
             self._fail_unsatisfiable(shape)
         self._kick()
-        return TaskHandle(task, self._abort)
+
+    def _recalled(self, task: Task, result: outcome.Outcome[Any] | None) -> None:
+        """The journal read the recorded value of a task (``None``: it could not): resolve it
+        as finished by the journal, or run it after all."""
+        if result is None:
+            task.state = TaskState.QUEUED
+            self._enqueue(task)
+        else:
+            self._resolve(task, result, worker="journal", duration=0.0)
 
     def _abort(self, task: Task) -> None:
         """Cancel a task: drop it from the queue, or stop it on its worker."""
@@ -196,6 +220,8 @@ class Dispatcher:
         self._workers_version += 1
         self._no_worker_since = None
         self.events.publish(WorkerJoined(worker_id, str(capacity)))
+        if self.journal is not None:
+            self.journal.worker_joined(worker_id, capacity)
         self._kick()
 
     def remove_worker(self, worker_id: str, reason: str, *, lost: bool = True) -> None:
@@ -214,6 +240,8 @@ class Dispatcher:
             self._reservation = None
         event = WorkerLost(worker_id, reason) if lost else WorkerDrained(worker_id, reason)
         self.events.publish(event)
+        if self.journal is not None:
+            self.journal.worker_left(worker_id, reason, lost)
         # Newest first, so that putting each back at the front of the queue keeps their order.
         tasks = sorted(state.running.values(), key=lambda t: t.id, reverse=True)
         # A task still waiting behind another in a pipeline never ran: it is not a lost attempt.
@@ -384,6 +412,8 @@ class Dispatcher:
         task.allocation = task.pool_allocation = None
 
     def _requeue(self, task: Task, worker_id: str, reason: str) -> None:
+        if self.journal is not None:
+            self.journal.retried(task, worker_id, reason)
         task.requeue()
         self._queue.pushleft(task)
         if self.events.active:
@@ -399,6 +429,22 @@ class Dispatcher:
         task: Task,
         result: outcome.Outcome[Any],
         *,
+        worker: str | None = None,
+        duration: float | None = None,
+        usage: Usage | None = None,
+    ) -> None:
+        """End a task with its one result: resolve it and publish its one terminal event, at
+        once or, with a journal, once the result is durable there (``_resolve``)."""
+        if task.result is not None:
+            return
+        if self.journal is not None and self.journal.record(task, result, worker, duration, usage):
+            return
+        self._resolve(task, result, worker, duration, usage)
+
+    def _resolve(
+        self,
+        task: Task,
+        result: outcome.Outcome[Any],
         worker: str | None = None,
         duration: float | None = None,
         usage: Usage | None = None,
@@ -498,6 +544,7 @@ class Dispatcher:
             return
         batches: dict[WorkerState, list[Task]] = {}
         publish = self.events.active
+        journal = self.journal
         for placement in placements:
             task, worker, allocation = placement.task, placement.worker, placement.allocation
             if worker.pipeline and task.chain is None:
@@ -517,6 +564,8 @@ class Dispatcher:
                 batch.append(task)
             if publish:
                 self.events.publish(_placed(task, worker.id, placement))
+            if journal is not None:
+                journal.placed(task, worker.id, allocation, placement.pool_allocation)
         for worker, tasks in batches.items():
             worker.link.run_tasks(tasks)
 
