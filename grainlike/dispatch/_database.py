@@ -14,11 +14,13 @@ rewritten.
 
 ``BatchWriter`` moves the writes off the event loop: what accumulates while one batch is being
 written goes into the next, so a busy run writes few large transactions and a quiet one writes
-each change at once.
+each change at once.  Once batches are large (the run is busy), the writer also waits a few
+milliseconds between them, so that each carries more: a transaction costs far more than a row.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import sqlite3
 from collections.abc import Callable
@@ -204,46 +206,63 @@ def in_transaction(connection: sqlite3.Connection, write: Callable[[], R]) -> R:
     return result
 
 
+def _nothing_due() -> float:
+    return math.inf
+
+
 @attrs.define(eq=False)
 class BatchWriter(Generic[B, R]):
     """Writes what accumulates in batches, in a worker thread, one batch at a time.
 
-    ``take`` (on the event loop) returns what is pending, or ``None``; ``write`` (in a thread)
-    writes one batch and returns what ``done`` (back on the event loop) needs.  ``poke`` says
-    that something is pending.  ``serve`` runs the loop; ``flush`` writes what is pending now.
-    A batch is never written twice, and batches are written in the order they were taken.
+    ``take(final)`` (on the event loop) returns what is to be written now, or ``None``
+    (``final``: everything, the writer is closing); ``write`` (in a thread) writes one batch
+    and returns what ``done`` (back on the event loop) needs.  ``poke`` says that something is
+    to be written; ``due`` says when something is, unpoked (trio's clock).  ``serve`` runs the
+    loop; ``flush`` writes what is to be written now.  Batches are written one at a time, in
+    the order they were taken, and a batch taken is always written.
     """
 
-    take: Callable[[], B | None]
+    take: Callable[[bool], B | None]
     write: Callable[[B], R]
     done: Callable[[B, R], None]
+    #: How large ``size`` says a batch must be for the next one to wait ``pause`` seconds.
+    size: Callable[[B], int] = lambda _: 0
+    due: Callable[[], float] = _nothing_due
+    busy: int = 64
+    pause: float = 0.005
     _wake: trio.Event = attrs.field(factory=trio.Event)
     _lock: trio.Lock = attrs.field(factory=trio.Lock)
+    _last: int = 0
 
     def poke(self) -> None:
-        """Something is pending: write it soon."""
+        """Something is to be written: write it soon."""
         self._wake.set()
 
     async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Write batches until cancelled (a batch being written is finished first)."""
         task_status.started()
         while True:
-            await self._wake.wait()
+            with trio.move_on_at(self.due()):
+                await self._wake.wait()
+            if self._last >= self.busy:  # busy: let the next batch grow (see the module)
+                await trio.sleep(self.pause)
             self._wake = trio.Event()
             await self.flush()
 
     async def flush(self) -> None:
-        """Write everything pending now, and call ``done`` for it."""
+        """Write what is to be written now, and call ``done`` for it."""
         async with self._lock:
-            batch = self.take()
+            batch = self.take(False)
             if batch is None:
+                self._last = 0
                 return
+            self._last = self.size(batch)
             with trio.CancelScope(shield=True):  # a batch taken is a batch written
                 result = await trio.to_thread.run_sync(self.write, batch)
             self.done(batch, result)
 
     def write_now(self) -> R | None:
-        """Write what is pending in this thread, without calling ``done`` (when closing, with
+        """Write everything left in this thread, without calling ``done`` (when closing, with
         ``serve`` no longer running)."""
-        batch = self.take()
+        batch = self.take(True)
         return None if batch is None else self.write(batch)

@@ -1,8 +1,11 @@
 """The journal of a durable run: what each task was, how each attempt went, and its result.
 
-The dispatcher tells the journal about a task at five points of its life (``recall`` at
-submission, ``placed``, ``retried``, ``record`` at its end, and workers joining and leaving);
-the journal appends rows in memory and a ``BatchWriter`` commits them in a thread.
+The dispatcher tells the journal about a task at four points of its life (``recall`` at
+submission, ``placed``, ``retried``, ``record`` at its end), and about workers joining and
+leaving; the journal keeps rows in memory and a ``BatchWriter`` commits them in a thread.
+A task is one row, written when it ends; only a task still running a second after it was
+submitted is written twice (submitted, then ended), so that a killed run shows what it left
+unfinished without every short task costing two writes.
 
 Two promises hold:
 
@@ -20,11 +23,13 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import socket
 import sqlite3
 import sys
 import time
+from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -35,14 +40,15 @@ import trio
 
 from .._exceptions import GrainlikeError, TaskCancelledError
 from .._permissions import check_private_directories, check_private_file
-from ..resource import GPU, Cores, Resources
-from ..wire import Usage, dumps_payload, loads_payload, pack_exception
+from ..resource import Resources
+from ..wire import Usage
 from ._database import BatchWriter, in_transaction, open_database
 from ._journal_key import FunctionKey, KeyMaker, TaskKey
 from ._journal_schema import JOURNAL
+from ._journal_writer import Batch, End, JournalWriter, Submission
 from ._records import Task
 
-__all__ = ["Journal"]
+__all__ = ["HOLD", "Journal"]
 
 log = logging.getLogger("grainlike.journal")
 
@@ -51,30 +57,11 @@ Deliver = Callable[[Task, outcome.Outcome[Any], str | None, float | None, Usage 
 #: What the dispatcher does with a recalled task: resolve it with the value, or (``None``:
 #: the value could not be read back) run it.
 Recalled = Callable[[Task, outcome.Outcome[Any] | None], None]
+#: What reading recalled values gives back to the event loop.
+_Read = list[tuple[Task, outcome.Outcome[Any] | None]]
 
-#: SQLite accepts at least this many ``?`` in one statement.
-_CHUNK = 500
-
-
-@attrs.define(eq=False, slots=True)
-class _Batch:
-    """What the writer takes in one go; times are on trio's clock until ``offset`` (wall
-    clock minus trio clock when it was taken) is added."""
-
-    offset: float
-    functions: list[FunctionKey]
-    tasks: list[tuple[Any, ...]]
-    attempts: list[tuple[Any, ...]]
-    workers: list[tuple[Any, ...]]
-    durable: list[tuple[Task, outcome.Outcome[Any], str | None, float | None, Usage | None]]
-    reads: list[tuple[Task, int, TaskKey]]
-
-
-def _ids(resources: Resources | None, kind: type[Cores] | type[GPU]) -> str:
-    part = resources.get(kind) if resources is not None else None
-    if part is None:
-        return "[]"
-    return json.dumps(part.c if isinstance(part, Cores) else part.ids)
+#: Seconds a submission waits to be written with its task's end, before it is written alone.
+HOLD = 1.0
 
 
 @attrs.define(eq=False)
@@ -101,18 +88,21 @@ class Journal:
     _keys: KeyMaker = attrs.field(factory=KeyMaker)
     _deliver: Deliver | None = None
     _recall: Recalled | None = None
-    _live: dict[int, bytes] = attrs.field(factory=dict)
+    #: Recorded tasks that have not ended, by id; ``_unwritten`` those not written yet, in
+    #: the order they were submitted (and some that ended since: they are skipped).
+    _live: dict[int, Submission] = attrs.field(factory=dict)
+    _unwritten: deque[Submission] = attrs.field(factory=deque)
     _placed: dict[int, tuple[str, Resources, Resources | None, float]] = attrs.field(factory=dict)
-    _seen_functions: set[FunctionKey] = attrs.field(factory=set)
     _warned: set[str] = attrs.field(factory=set)
-    _batch: _Batch = attrs.field(init=False)
-    _writer: BatchWriter[_Batch, list[tuple[Task, outcome.Outcome[Any] | None]]] = attrs.field(
-        init=False
-    )
+    _batch: Batch = attrs.field(factory=Batch)
+    _rows: JournalWriter = attrs.field(init=False)
+    _writer: BatchWriter[Batch, _Read] = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:
-        self._batch = self._empty()
-        self._writer = BatchWriter(self._take, self._write, self._done)
+        self._rows = JournalWriter(
+            self.path, self.run, self._connection, self._function_ids, self._warn_once
+        )
+        self._writer = BatchWriter(self._take, self._write, self._done, len, self._due)
 
     @classmethod
     def open(cls, path: str | os.PathLike[str], *, rerun: bool = False) -> Journal:
@@ -145,11 +135,10 @@ class Journal:
             run = in_transaction(connection, begin)
             recorded: dict[bytes, int] = {}
             if not rerun:
-                # In rowid order: a key's newest success is the one that stays.
+                # In id order: a key's newest success is the one that stays.
                 recorded = dict(
                     connection.execute(
-                        "SELECT key, rowid FROM attempts "
-                        "WHERE outcome = 'succeeded' AND result IS NOT NULL"
+                        "SELECT key, id FROM tasks WHERE state = 'succeeded' AND result NOT NULL"
                     )
                 )
             function_ids: dict[FunctionKey, int] = {}
@@ -190,34 +179,24 @@ class Journal:
                 error,
             )
             return False
-        if key.function not in self._seen_functions:
-            self._seen_functions.add(key.function)
-            self._note_changes(key.function)
-            self._batch.functions.append(key.function)
-        rowid = self._recorded.get(key.digest)
-        if rowid is not None:
-            self._batch.reads.append((task, rowid, key))
-        else:
+        if self._keys.new_functions:
+            for function in self._keys.new_functions:
+                self._note_changes(function)
+            self._batch.functions.extend(self._keys.new_functions)
+            self._keys.new_functions.clear()
+        row = self._recorded.get(key.digest)
+        if row is None:
             self._register(task, key)
+            return False
+        self._batch.reads.append((task, row, key))
         self._writer.poke()
-        return rowid is not None
+        return True
 
     def _register(self, task: Task, key: TaskKey) -> None:
-        """Record the submission of a task that is to run."""
-        self._live[task.id] = key.digest
-        self._batch.tasks.append(
-            (
-                task.id,
-                key.digest,
-                key.function,
-                key.args,
-                key.request,
-                key.occurrence,
-                task.name,
-                task.priority,
-                task.submitted,
-            )
-        )
+        """Record a task that is to run (written with its end, or alone after ``HOLD``)."""
+        submission = Submission(task.id, key, task.name, task.priority, task.submitted)
+        self._live[task.id] = submission
+        self._unwritten.append(submission)
 
     def placed(
         self, task: Task, worker: str, allocation: Resources, pool_allocation: Resources | None
@@ -228,9 +207,20 @@ class Journal:
 
     def retried(self, task: Task, worker: str, reason: str) -> None:
         """A run of ``task`` ended without a result for its caller: it goes back to the queue."""
-        key = self._live.get(task.id)
-        if key is not None:
-            self._attempt(task, key, "retried", worker, None, None, reason)
+        submission = self._live.get(task.id)
+        if submission is not None:
+            end = End(
+                task.attempt,
+                "retried",
+                worker,
+                self._placed.pop(task.id, None),
+                trio.current_time(),
+                None,
+                None,
+                reason,
+            )
+            self._batch.retries.append((submission, end))
+            self._writer.poke()
 
     def record(
         self,
@@ -243,47 +233,24 @@ class Journal:
         """``task`` ended with ``result``: ``True`` when the journal delivers it (through the
         ``deliver`` callback, once it is durable), ``False`` when the caller delivers it now
         (a cancellation, or a task the journal does not record)."""
-        key = self._live.pop(task.id, None)
-        if key is None:
+        submission = self._live.pop(task.id, None)
+        if submission is None:
             return False
+        submission.ended = True
         if isinstance(result, outcome.Value):
-            self._attempt(task, key, "succeeded", worker, duration, usage, result.value)
+            state, detail = "succeeded", result.value
         else:
             assert isinstance(result, outcome.Error)
-            cancelled = isinstance(result.error, TaskCancelledError)
-            state = "cancelled" if cancelled else "failed"
-            self._attempt(task, key, state, worker, duration, usage, result.error)
-            if cancelled:
-                return False
+            detail = result.error
+            state = "cancelled" if isinstance(detail, TaskCancelledError) else "failed"
+        placed = self._placed.pop(task.id, None)
+        end = End(task.attempt, state, worker, placed, trio.current_time(), duration, usage, detail)
+        self._batch.ended.append((submission, end))
+        self._writer.poke()
+        if state == "cancelled":
+            return False
         self._batch.durable.append((task, result, worker, duration, usage))
         return True
-
-    def _attempt(
-        self,
-        task: Task,
-        key: bytes,
-        state: str,
-        worker: str | None,
-        duration: float | None,
-        usage: Usage | None,
-        detail: object,
-    ) -> None:
-        placed = self._placed.pop(task.id, None)
-        self._batch.attempts.append(
-            (
-                task.id,
-                task.attempt,
-                key,
-                state,
-                worker,
-                placed,
-                trio.current_time(),
-                duration,
-                usage,
-                detail,
-            )
-        )
-        self._writer.poke()
 
     def worker_joined(self, worker: str, capacity: Resources) -> None:
         """A worker joined with ``capacity``."""
@@ -340,21 +307,40 @@ class Journal:
         finally:
             self._connection.close()
 
-    @staticmethod
-    def _empty() -> _Batch:
-        return _Batch(0.0, [], [], [], [], [], [])
+    def _oldest(self) -> Submission | None:
+        """The oldest submission that is still to be written alone, if any."""
+        unwritten = self._unwritten
+        while unwritten and unwritten[0].ended:
+            unwritten.popleft()
+        return unwritten[0] if unwritten else None
 
-    def _take(self) -> _Batch | None:
+    def _due(self) -> float:
+        """When the oldest submission not written yet is to be written alone."""
+        oldest = self._oldest()
+        return oldest.submitted + HOLD if oldest is not None else math.inf
+
+    def _take(self, final: bool) -> Batch | None:
         batch = self._batch
-        if not (batch.tasks or batch.attempts or batch.reads or batch.workers):
+        hold = -math.inf if final else trio.current_time() - HOLD
+        while (oldest := self._oldest()) is not None and oldest.submitted <= hold:
+            self._unwritten.popleft()
+            oldest.written = True
+            batch.submitted.append(oldest)
+        if not batch:
             return None
-        self._batch = self._empty()
+        self._batch = Batch()
         batch.offset = time.time() - trio.current_time()
         return batch
 
-    def _done(
-        self, batch: _Batch, recalled: list[tuple[Task, outcome.Outcome[Any] | None]]
-    ) -> None:
+    def _write(self, batch: Batch) -> _Read:
+        """Commit one batch, then read the values of its recalled tasks (in the thread)."""
+        try:
+            self._rows.write(batch)
+            return self._rows.read(batch.reads) if batch.reads else []
+        except sqlite3.Error as error:
+            raise GrainlikeError(f"journal {self.path}: cannot write it ({error})") from None
+
+    def _done(self, batch: Batch, recalled: _Read) -> None:
         deliver, recall = self._deliver, self._recall
         assert deliver is not None and recall is not None, "Journal.attach was not called"
         self.batches += 1
@@ -366,149 +352,3 @@ class Journal:
             else:
                 self.recalled += 1
             recall(task, value)
-
-    def _write(self, batch: _Batch) -> list[tuple[Task, outcome.Outcome[Any] | None]]:
-        """Commit one batch, then read the values of its recalled tasks (in the thread)."""
-        try:
-            in_transaction(self._connection, lambda: self._write_rows(batch))
-            return self._read(batch.reads) if batch.reads else []
-        except sqlite3.Error as error:
-            raise GrainlikeError(f"journal {self.path}: cannot write it ({error})") from None
-
-    def _write_rows(self, batch: _Batch) -> None:
-        connection, run, offset = self._connection, self.run, batch.offset
-        for function in batch.functions:  # the first time this run meets each
-            if function not in self._function_ids:
-                connection.execute(
-                    "INSERT INTO functions (module, qualname, code) VALUES (?, ?, ?) "
-                    "ON CONFLICT DO NOTHING",
-                    (function.module, function.qualname, function.code),
-                )
-                (self._function_ids[function],) = connection.execute(
-                    "SELECT function FROM functions WHERE module = ? AND qualname = ? AND code = ?",
-                    (function.module, function.qualname, function.code),
-                ).fetchone()
-        ids = self._function_ids
-        connection.executemany(
-            "INSERT INTO tasks VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                (
-                    run,
-                    task,
-                    key,
-                    ids[function],
-                    args,
-                    request,
-                    occurrence,
-                    name,
-                    priority,
-                    submitted + offset,
-                )
-                for task, key, function, args, request, occurrence, name, priority, submitted in (
-                    batch.tasks
-                )
-            ],
-        )
-        if batch.attempts:
-            connection.executemany(
-                f"INSERT INTO attempts VALUES ({', '.join('?' * 18)})",
-                [self._attempt_row(row, offset) for row in batch.attempts],
-            )
-        for joined, worker, capacity, at, reason, lost in batch.workers:
-            if joined:
-                connection.execute(
-                    "INSERT INTO workers (run, worker, capacity, joined) VALUES (?, ?, ?, ?)",
-                    (run, worker, str(capacity), at + offset),
-                )
-            else:
-                connection.execute(
-                    "UPDATE workers SET left = ?, reason = ?, lost = ? "
-                    "WHERE run = ? AND worker = ? AND left IS NULL",
-                    (at + offset, reason, int(lost), run, worker),
-                )
-
-    def _attempt_row(self, row: tuple[Any, ...], offset: float) -> tuple[Any, ...]:
-        task, attempt, key, state, worker, placed, ended, duration, usage, detail = row
-        allocation = cores = gpus = placed_at = started = None
-        if placed is not None:
-            worker_part, pool_part = placed[1], placed[2]
-            cores, gpus = _ids(worker_part, Cores), _ids(worker_part, GPU)
-            allocation = str(worker_part & pool_part if pool_part is not None else worker_part)
-            placed_at = placed[3] + offset
-        ended += offset
-        if duration is not None:
-            started = ended - duration
-        error_type = error = exception = result = None
-        if state == "succeeded":
-            result = self._pickle_result(task, detail)
-        elif state == "retried":
-            error = detail
-        else:
-            error_type, error = type(detail).__name__, str(detail)
-            exception = pack_exception(detail)
-        usage_text = json.dumps(attrs.asdict(usage)) if usage is not None else None
-        return (
-            self.run,
-            task,
-            attempt,
-            key,
-            state,
-            worker,
-            allocation,
-            cores,
-            gpus,
-            placed_at,
-            started,
-            ended,
-            duration,
-            usage_text,
-            error_type,
-            error,
-            exception,
-            result,
-        )
-
-    def _pickle_result(self, task: int, value: object) -> bytes | None:
-        try:
-            return dumps_payload(value)
-        except Exception as error:
-            self._warn_once(
-                f"result {type(value).__qualname__}",
-                "journal %s: the result of task %d (%s) cannot be pickled, so it is not "
-                "recorded and the task runs again on resume: %s",
-                self.path,
-                task,
-                type(value).__qualname__,
-                error,
-            )
-            return None
-
-    def _read(
-        self, reads: list[tuple[Task, int, TaskKey]]
-    ) -> list[tuple[Task, outcome.Outcome[Any] | None]]:
-        values: dict[int, bytes] = {}
-        rowids = [rowid for _, rowid, _ in reads]
-        for start in range(0, len(rowids), _CHUNK):
-            chunk = rowids[start : start + _CHUNK]
-            marks = ", ".join("?" * len(chunk))
-            values.update(
-                self._connection.execute(
-                    f"SELECT rowid, result FROM attempts WHERE rowid IN ({marks})", chunk
-                )
-            )
-        out: list[tuple[Task, outcome.Outcome[Any] | None]] = []
-        for task, rowid, _ in reads:
-            try:
-                out.append((task, outcome.Value(loads_payload(values[rowid]))))
-            except Exception as error:
-                self._warn_once(
-                    f"recall {task.name}",
-                    "journal %s: a recorded result of %s cannot be read back (%s: %s): it "
-                    "runs again",
-                    self.path,
-                    task.name,
-                    type(error).__name__,
-                    error,
-                )
-                out.append((task, None))
-        return out

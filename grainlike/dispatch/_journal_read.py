@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import statistics
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -139,86 +140,84 @@ def _summarize(connection: sqlite3.Connection, path: str) -> JournalSummary:
             "SELECT function, module, qualname FROM functions"
         )
     }
-    tasks: dict[tuple[int, int], tuple[bytes, int, str]] = {
-        (run, task): (key, function, name)
-        for run, task, key, function, name in connection.execute(
-            "SELECT run, task, key, function, name FROM tasks"
-        )
-    }
     succeeded: set[bytes] = set()
-    latest: dict[bytes, tuple[str, int, int, int, str, str]] = {}
-    ended: dict[tuple[int, int], str] = {}
-    per_function: dict[int, Counter[str]] = {}
+    latest: dict[bytes, tuple[str, int, int, int, str, str, int, str]] = {}
+    functions_of: dict[tuple[int, int], int] = {}
+    keys_of: dict[int, set[bytes]] = {}
+    counts_of: dict[int, Counter[str]] = {}
     durations: dict[int, list[float]] = {}
-    for run, task, attempt, key, state, duration, error_type, error in connection.execute(
-        "SELECT run, task, attempt, key, outcome, duration, error_type, error FROM attempts "
-        "ORDER BY rowid"
+    run_states: dict[int, Counter[str]] = {}
+    for (
+        run,
+        task,
+        key,
+        function,
+        name,
+        state,
+        attempts,
+        duration,
+        error_type,
+        error,
+    ) in connection.execute(
+        "SELECT run, task, key, function, name, state, attempts, duration, error_type, "
+        "error FROM tasks ORDER BY id"
     ):
-        _, function, _ = tasks.get((run, task), (key, -1, "?"))
-        counts = per_function.setdefault(function, Counter())
-        if attempt > 0:
+        shown = "unfinished" if state == "submitted" else state
+        run_states.setdefault(run, Counter())[shown] += 1
+        latest[key] = (shown, run, task, attempts, error_type or "", error or "", function, name)
+        if state == "succeeded":
+            succeeded.add(key)
+        functions_of[(run, task)] = function
+        keys_of.setdefault(function, set()).add(key)
+        counts = counts_of.setdefault(function, Counter())
+        counts[shown] += 1
+        if attempts > 0 and state != "submitted":
             counts["runs"] += 1
             if duration is not None:
                 durations.setdefault(function, []).append(duration)
-        counts[state] += 1
-        if state == "retried":
-            continue
-        ended[(run, task)] = state
-        latest[key] = (state, run, task, attempt, error_type or "", error or "")
-        if state == "succeeded":
-            succeeded.add(key)
-    states: Counter[str] = Counter()
-    keys_of: dict[int, set[bytes]] = {}
-    for key, function, _ in tasks.values():
-        keys_of.setdefault(function, set()).add(key)
-    for key in {key for key, _, _ in tasks.values()}:
-        states["succeeded" if key in succeeded else latest.get(key, ("unfinished",))[0]] += 1
-    failed = []
-    for key, (state, run, task, attempt, error_type, error) in latest.items():
-        if state == "failed" and key not in succeeded:
-            _, function, name = tasks.get((run, task), (key, -1, "?"))
-            failed.append(
-                FailedTask(name, names.get(function, "?"), run, task, attempt, error_type, error)
+    for run, task in connection.execute("SELECT run, task FROM retries"):
+        counts_of.setdefault(functions_of.get((run, task), -1), Counter())["runs"] += 1
+    states = Counter("succeeded" if key in succeeded else row[0] for key, row in latest.items())
+    failed = sorted(
+        (
+            FailedTask(name, names.get(function, "?"), run, task, attempts, error_type, error)
+            for key, (state, run, task, attempts, error_type, error, function, name) in (
+                latest.items()
             )
-    failed.sort(key=lambda f: (f.run, f.task))
-    functions = [
+            if state == "failed" and key not in succeeded
+        ),
+        key=lambda f: (f.run, f.task),
+    )
+    functions = tuple(
         FunctionTotals(
             names.get(function, "?"),
             len(keys_of.get(function, ())),
             counts["runs"],
             counts["succeeded"],
             counts["failed"],
-            sum(durations[function]) / len(durations[function]) if function in durations else None,
+            statistics.fmean(durations[function]) if function in durations else None,
             max(durations[function]) if function in durations else None,
         )
-        for function, counts in sorted(per_function.items())
-    ]
-    run_states: dict[int, Counter[str]] = {}
-    for run, task in tasks:
-        run_states.setdefault(run, Counter())[ended.get((run, task), "unfinished")] += 1
+        for function, counts in sorted(counts_of.items())
+    )
     runs = tuple(
         RunSummary(
             run,
             started,
-            ended_at,
+            ended,
             host,
             pid,
             bool(rerun),
             recalled,
             {state: run_states.get(run, Counter())[state] for state in STATES},
         )
-        for run, started, ended_at, host, pid, rerun, recalled in connection.execute(
+        for run, started, ended, host, pid, rerun, recalled in connection.execute(
             "SELECT run, started, ended, host, pid, rerun, recalled FROM runs ORDER BY run"
         )
     )
     (version,) = connection.execute("PRAGMA user_version").fetchone()
     return JournalSummary(
-        path,
-        version,
-        {state: states[state] for state in STATES},
-        runs,
-        tuple(failed),
-        tuple(functions),
+        path, version, {state: states[state] for state in STATES}, runs, tuple(failed), functions
     )
 
 
@@ -273,59 +272,88 @@ def _events(connection: sqlite3.Connection, run: int) -> list[dict[str, Any]]:
         if left is not None:
             kind = "WorkerLost" if lost else "WorkerDrained"
             events.add(left, kind, worker=worker, reason=reason)
-    for task, name, request, priority, submitted in connection.execute(
-        "SELECT task, name, request, priority, submitted FROM tasks WHERE run = ?", (run,)
-    ):
-        events.add(
-            submitted,
-            "TaskSubmitted",
-            task_id=task,
-            name=name,
-            request=request,
-            priority=priority,
-            parent=None,
-        )
-    for row in connection.execute(
-        "SELECT task, attempt, outcome, worker, allocation, cores, gpus, placed, started, ended, "
-        "duration, usage, error_type, error FROM attempts WHERE run = ? ORDER BY rowid",
+    for task, attempt, worker, allocation, cores, gpus, placed, ended, reason in connection.execute(
+        "SELECT task, attempt, worker, allocation, cores, gpus, placed, ended, reason "
+        "FROM retries WHERE run = ?",
         (run,),
     ):
-        _attempt_events(events, *row)
+        _placed(events, task, attempt, worker, allocation, cores, gpus, placed, None)
+        events.add(
+            ended, "TaskRetried", task_id=task, worker=worker, attempt=attempt + 1, reason=reason
+        )
+    for row in connection.execute(
+        "SELECT task, name, request, priority, submitted, state, attempts, worker, allocation, "
+        "cores, gpus, placed, started, ended, duration, usage, error_type, error "
+        "FROM tasks WHERE run = ?",
+        (run,),
+    ):
+        _task_events(events, *row)
     return events.in_order()
 
 
-def _attempt_events(
+def _placed(
     events: _Events,
     task: int,
     attempt: int,
-    state: str,
     worker: str | None,
     allocation: str | None,
     cores: str | None,
     gpus: str | None,
     placed: float | None,
     started: float | None,
-    ended: float,
+) -> None:
+    """A run's placement and start, when it had them."""
+    if placed is None or worker is None:
+        return
+    events.add(
+        placed,
+        "TaskPlaced",
+        task_id=task,
+        worker=worker,
+        allocation=allocation,
+        cores=json.loads(cores or "[]"),
+        gpus=json.loads(gpus or "[]"),
+        attempt=attempt,
+    )
+    if started is not None:
+        at = max(started, placed)
+        events.add(at, "TaskStarted", task_id=task, worker=worker, attempt=attempt)
+
+
+def _task_events(
+    events: _Events,
+    task: int,
+    name: str,
+    request: str,
+    priority: int,
+    submitted: float,
+    state: str,
+    attempt: int,
+    worker: str | None,
+    allocation: str | None,
+    cores: str | None,
+    gpus: str | None,
+    placed: float | None,
+    started: float | None,
+    ended: float | None,
     duration: float | None,
     usage: str | None,
     error_type: str | None,
     error: str | None,
 ) -> None:
-    """The events of one attempt: its placement and start (when it had them), and its end."""
-    if placed is not None and worker is not None:
-        events.add(
-            placed,
-            "TaskPlaced",
-            task_id=task,
-            worker=worker,
-            allocation=allocation,
-            cores=json.loads(cores or "[]"),
-            gpus=json.loads(gpus or "[]"),
-            attempt=attempt,
-        )
-        if started is not None:
-            at = max(started, placed)
-            events.add(at, "TaskStarted", task_id=task, worker=worker, attempt=attempt)
+    """A task's submission, and the placement, start and end of its last run."""
+    events.add(
+        submitted,
+        "TaskSubmitted",
+        task_id=task,
+        name=name,
+        request=request,
+        priority=priority,
+        parent=None,
+    )
+    if state == "submitted" or ended is None:
+        return  # it did not end (the run was killed, or still runs)
+    _placed(events, task, attempt, worker, allocation, cores, gpus, placed, started)
     used = json.loads(usage) if usage is not None else None
     if state == "succeeded":
         events.add(
@@ -349,17 +377,8 @@ def _attempt_events(
             attempt=attempt,
             usage=used,
         )
-    elif state == "cancelled":
+    else:
         reason = error or ""
         events.add(
             ended, "TaskCancelled", task_id=task, worker=worker, reason=reason, attempt=attempt
-        )
-    else:
-        events.add(
-            ended,
-            "TaskRetried",
-            task_id=task,
-            worker=worker or "",
-            attempt=attempt + 1,
-            reason=error,
         )

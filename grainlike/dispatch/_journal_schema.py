@@ -1,20 +1,26 @@
 """The journal's SQLite schema, version by version (documented in docs/durable-runs.md).
 
-Everything is appended: a run adds its row to ``runs``, one row per submitted task to
-``tasks``, one row per attempt (and per ending without a run) to ``attempts``, one row per
-worker to ``workers``; only a run's and a worker's end are updates.  What a key's state is
-(succeeded, failed, ...) is read from its rows; the newest success of a key is what a later run
-recalls.
+A run adds its row to ``runs``; each task it records is one row of ``tasks``, written when the
+task ends (or, for a task still running after a second, first when it was submitted and then
+updated when it ends); each run of a task that ended without a result for its caller (a lost
+worker, a retried failure) is a row of ``retries``; each worker that joined is a row of
+``workers``.  A key's newest success (the highest ``tasks.id``) is what a later run recalls.
 """
 
 from __future__ import annotations
 
 from ._database import Schema
 
-__all__ = ["JOURNAL", "OUTCOMES"]
+__all__ = ["JOURNAL", "STATES", "row_id"]
 
-#: How an attempt ended; ``retried`` means the task went back to the queue.
-OUTCOMES = ("succeeded", "failed", "cancelled", "retried")
+#: What a task row says of it: ``submitted`` until it ends.
+STATES = ("submitted", "succeeded", "failed", "cancelled")
+
+
+def row_id(run: int, task: int) -> int:
+    """The ``tasks.id`` of task ``task`` of run ``run``: in the order runs and tasks came."""
+    return run << 32 | task
+
 
 _VERSION_1 = (
     """CREATE TABLE runs (
@@ -34,7 +40,8 @@ _VERSION_1 = (
         code BLOB NOT NULL,
         UNIQUE (module, qualname, code)
     )""",
-    """CREATE TABLE tasks (
+    f"""CREATE TABLE tasks (
+        id INTEGER PRIMARY KEY,
         run INTEGER NOT NULL,
         task INTEGER NOT NULL,
         key BLOB NOT NULL,
@@ -45,21 +52,15 @@ _VERSION_1 = (
         name TEXT NOT NULL,
         priority INTEGER NOT NULL,
         submitted REAL NOT NULL,
-        PRIMARY KEY (run, task)
-    ) WITHOUT ROWID""",
-    f"""CREATE TABLE attempts (
-        run INTEGER NOT NULL,
-        task INTEGER NOT NULL,
-        attempt INTEGER NOT NULL,
-        key BLOB NOT NULL,
-        outcome TEXT NOT NULL CHECK (outcome IN {OUTCOMES!r}),
+        state TEXT NOT NULL CHECK (state IN {STATES!r}),
+        attempts INTEGER NOT NULL,
         worker TEXT,
         allocation TEXT,
         cores TEXT,
         gpus TEXT,
         placed REAL,
         started REAL,
-        ended REAL NOT NULL,
+        ended REAL,
         duration REAL,
         usage TEXT,
         error_type TEXT,
@@ -67,6 +68,19 @@ _VERSION_1 = (
         exception BLOB,
         result BLOB
     )""",
+    """CREATE TABLE retries (
+        run INTEGER NOT NULL,
+        task INTEGER NOT NULL,
+        attempt INTEGER NOT NULL,
+        worker TEXT NOT NULL,
+        allocation TEXT,
+        cores TEXT,
+        gpus TEXT,
+        placed REAL,
+        ended REAL NOT NULL,
+        reason TEXT NOT NULL,
+        PRIMARY KEY (run, task, attempt)
+    ) WITHOUT ROWID""",
     """CREATE TABLE workers (
         run INTEGER NOT NULL,
         worker TEXT NOT NULL,

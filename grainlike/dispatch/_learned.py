@@ -301,7 +301,7 @@ class LearnedLimits:
         if self._store is not None:
             self._store.close()
 
-    def _take(self) -> list[tuple[str, float]] | None:
+    def _take(self, final: bool) -> list[tuple[str, float]] | None:
         pending, self._pending = self._pending, []
         return pending or None
 

@@ -83,7 +83,7 @@ def test_a_new_journal_is_version_1_private_and_has_its_tables(tmp_path: Path) -
     assert rows(path, "PRAGMA user_version") == [(1,)]
     assert rows(path, "PRAGMA application_id") == [(JOURNAL.application_id,)]
     tables = rows(path, "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
-    assert tables == [("attempts",), ("functions",), ("runs",), ("tasks",), ("workers",)]
+    assert tables == [("functions",), ("retries",), ("runs",), ("tasks",), ("workers",)]
     assert rows(path, "PRAGMA journal_mode") == [("wal",)]
 
 
@@ -98,7 +98,7 @@ async def test_a_version_1_journal_opens_with_what_it_holds(tmp_path: Path) -> N
     path = tmp_path / "run.db"
     assert await run_squares(path, [1, 2]) == [1, 4]
     Journal.open(path).close()  # opening again migrates nothing and drops nothing
-    assert rows(path, "SELECT count(*) FROM attempts") == [(2,)]
+    assert rows(path, "SELECT count(*) FROM tasks") == [(2,)]
     assert rows(path, "SELECT run, ended IS NOT NULL FROM runs") == [(1, 1), (2, 1)]
 
 
@@ -273,7 +273,7 @@ async def test_a_result_is_in_the_journal_when_its_caller_wakes(
     async with gl.open_session(stats=None, journal=path):
         for x in range(5):
             assert await (square @ Cores(1))(x) == x * x
-            recorded = rows(path, "SELECT count(*) FROM attempts WHERE outcome = 'succeeded'")
+            recorded = rows(path, "SELECT count(*) FROM tasks WHERE state = 'succeeded'")
             assert recorded == [(x + 1,)]
 
 
@@ -285,7 +285,7 @@ async def test_the_terminal_event_is_published_once_the_result_is_durable(
 
     def on_event(event: Event) -> None:
         if isinstance(event, TaskFinished):
-            count = rows(path, "SELECT count(*) FROM attempts WHERE outcome = 'succeeded'")
+            count = rows(path, "SELECT count(*) FROM tasks WHERE state = 'succeeded'")
             seen.append((type(event).__name__, count[0][0]))
 
     async with gl.open_session(stats=None, journal=path) as session:
@@ -301,8 +301,8 @@ async def test_results_that_arrive_together_are_committed_together(tmp_path: Pat
         journal = session.dispatcher.journal
         assert journal is not None
         batches = journal.batches
-    assert rows(tmp_path / "run.db", "SELECT count(*) FROM attempts") == [(2000,)]
-    assert batches < 200  # 4,000 rows (submissions and results) in few transactions
+    assert rows(tmp_path / "run.db", "SELECT count(*) FROM tasks") == [(2000,)]
+    assert batches < 200  # 2,000 results in few transactions
 
 
 async def test_a_caller_cancelled_while_its_result_is_written_leaves_it_in_the_journal(
@@ -316,7 +316,7 @@ async def test_a_caller_cancelled_while_its_result_is_written_leaves_it_in_the_j
             with trio.move_on_after(0.2):
                 await (square @ Cores(1))(7)
             assert RAN == [7]
-    assert rows(path, "SELECT count(*) FROM attempts WHERE outcome = 'succeeded'") == [(1,)]
+    assert rows(path, "SELECT count(*) FROM tasks WHERE state = 'succeeded'") == [(1,)]
     assert await run_squares(path, [7]) == [49]
     assert RAN == [7]  # recalled, not run again
 
@@ -458,7 +458,7 @@ async def test_a_recorded_result_that_cannot_be_unpickled_any_more_runs_again(
     path = tmp_path / "run.db"
     await run_squares(path, [6])
     with contextlib.closing(sqlite3.connect(path)) as connection:
-        connection.execute("UPDATE attempts SET result = x'8005'")  # a truncated pickle
+        connection.execute("UPDATE tasks SET result = x'8005'")  # a truncated pickle
         connection.commit()
     assert await run_squares(path, [6]) == [36]
     assert RAN == [6, 6]
@@ -520,3 +520,57 @@ async def test_the_summary_counts_functions_and_runs(tmp_path: Path) -> None:
         (2, 3, 1),
     ]
     assert summary.to_json()["states"] == summary.states
+
+
+async def test_a_task_still_running_after_a_second_is_written_as_submitted(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    path = tmp_path / "run.db"
+    go_on = trio.Event()  # not a timer: the clock jumps while the journal's thread writes
+
+    async def slow() -> str:
+        await go_on.wait()
+        return "done"
+
+    async with gl.open_session(stats=None, journal=path) as session:
+        journal = session.dispatcher.journal
+        assert journal is not None
+        handle = (slow @ Cores(1))()
+        await trio.sleep(0.5)
+        await journal.flush()
+        assert rows(path, "SELECT state FROM tasks") == []  # written with its end, if soon
+        await trio.sleep(0.5)
+        await journal.flush()
+        assert rows(path, "SELECT state FROM tasks") == [("submitted",)]
+        assert summarize_journal(path).runs[-1].states["unfinished"] == 1
+        go_on.set()
+        assert await handle == "done"
+        assert rows(path, "SELECT state, attempts FROM tasks") == [("succeeded", 1)]
+
+
+async def test_a_retried_run_is_a_row_of_its_own_and_an_event(tmp_path: Path) -> None:
+    path = tmp_path / "run.db"
+    tries: list[int] = []
+
+    async def flaky() -> str:
+        tries.append(1)
+        if len(tries) == 1:
+            raise OSError("the file system hiccuped")
+        return "fine"
+
+    async with gl.open_session(stats=None, journal=path, name="box"):
+        assert await (flaky @ Cores(1)).options(retries=1)() == "fine"
+    assert rows(path, "SELECT attempt, worker, reason FROM retries") == [
+        (1, "box", "failed: OSError: the file system hiccuped")
+    ]
+    kinds = [(e["event"], e.get("attempt")) for e in journal_events(path) if "task_id" in e]
+    assert kinds == [
+        ("TaskSubmitted", None),
+        ("TaskPlaced", 1),
+        ("TaskRetried", 2),
+        ("TaskPlaced", 2),
+        ("TaskStarted", 2),
+        ("TaskFinished", 2),
+    ]
+    (function,) = summarize_journal(path).functions
+    assert (function.calls, function.runs, function.succeeded) == (1, 2, 1)
