@@ -5,6 +5,8 @@ Run: ``.venv/bin/python bench/bench_journal.py`` (prints one line per figure).
 - Embedded: 10,000 trivial async tasks on an embedded worker of 2 cores, as in
   ``bench_embedded.py``; sessions with and without a journal alternate, so that a slow minute
   of a shared machine counts against both.
+- Embedded, 1 ms tasks: 2,000 tasks that each sleep 1 ms, likewise: the journal's cost next
+  to tasks that do a little work.
 - Cluster: 10,000 trivial tasks through 2 ``grainlike worker`` processes, as in
   ``bench_cluster.py``, alternating likewise (each session starts its own workers).
 - Resume: a real run of 100,000 trivial tasks writes a journal; then the time to open it, the
@@ -42,10 +44,15 @@ async def trivial(i: int) -> int:
     return i
 
 
-async def rate(n: int, repeats: int) -> float:
-    """The median rate of ``repeats`` gathers of ``n`` trivial tasks, after a warm-up."""
-    bound = trivial @ Cores(1)
-    await gl.gather(*(bound(i) for i in range(1000)))
+async def millisecond(i: int) -> int:
+    await trio.sleep(0.001)
+    return i
+
+
+async def rate(n: int, repeats: int, task: Callable[[int], Awaitable[int]] = trivial) -> float:
+    """The median rate of ``repeats`` gathers of ``n`` tasks, after a warm-up."""
+    bound = task @ Cores(1)
+    await gl.gather(*(bound(i) for i in range(min(n, 1000))))
     rates = []
     for _ in range(repeats):
         start = time.perf_counter()
@@ -60,6 +67,14 @@ async def embedded(journal: Path | None) -> float:
         options["journal"] = journal
     async with gl.open_session(**options):
         return await rate(10_000, 3)
+
+
+async def short(journal: Path | None) -> float:
+    options: dict[str, Any] = {"resources": "cores:2", "stats": None}
+    if journal is not None:
+        options["journal"] = journal
+    async with gl.open_session(**options):
+        return await rate(2_000, 3, millisecond)
 
 
 async def cluster(journal: Path | None) -> float:
@@ -92,7 +107,11 @@ async def cluster(journal: Path | None) -> float:
 
 
 async def alternate(
-    name: str, measure: Callable[[Path | None], Awaitable[float]], rounds: int, scratch: Path
+    name: str,
+    measure: Callable[[Path | None], Awaitable[float]],
+    rounds: int,
+    scratch: Path,
+    what: str = "10,000 trivial tasks",
 ) -> None:
     off: list[float] = []
     on: list[float] = []
@@ -101,7 +120,7 @@ async def alternate(
         on.append(await measure(scratch / f"{name}-{round_}.db"))
     ratios = [b / a for a, b in zip(off, on, strict=True)]
     print(
-        f"{name}: 10,000 trivial tasks, median of {rounds} alternating sessions: journal off "
+        f"{name}: {what}, median of {rounds} alternating sessions: journal off "
         f"{statistics.median(off):,.0f} tasks/s, on {statistics.median(on):,.0f} tasks/s "
         f"(on/off {statistics.median(ratios):.2f}, per round "
         f"{', '.join(f'{r:.2f}' for r in ratios)})"
@@ -157,18 +176,23 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rounds", type=int, default=3, help="alternating sessions per figure")
     parser.add_argument("--tasks", type=int, default=100_000, help="tasks in the resumed journal")
-    parser.add_argument("--only", choices=("embedded", "cluster", "resume"), action="append")
+    parser.add_argument(
+        "--only", choices=("embedded", "short", "cluster", "resume"), action="append"
+    )
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--journal", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child is not None:
         child(args.child, args.journal)
         return
-    only = set(args.only or ("embedded", "cluster", "resume"))
+    only = set(args.only or ("embedded", "short", "cluster", "resume"))
     with tempfile.TemporaryDirectory() as directory:
         scratch = Path(directory)
         if "embedded" in only:
             trio.run(alternate, "embedded", embedded, args.rounds, scratch)
+        if "short" in only:
+            what = "2,000 tasks of trio.sleep(0.001)"
+            trio.run(alternate, "embedded, 1 ms tasks", short, args.rounds, scratch, what)
         if "cluster" in only:
             trio.run(alternate, "cluster", cluster, args.rounds, scratch)
         if "resume" in only:

@@ -14,8 +14,10 @@ rewritten.
 
 ``BatchWriter`` moves the writes off the event loop: what accumulates while one batch is being
 written goes into the next, so a busy run writes few large transactions and a quiet one writes
-each change at once.  Once batches are large (the run is busy), the writer also waits a few
-milliseconds between them, so that each carries more: a transaction costs far more than a row.
+each change at once.  While more is coming (the writer's owner says whether it is idle),
+batches begin at least five milliseconds apart (ten once they are large), so that each carries
+more: a batch costs two hand-offs between threads and a transaction (a dozen system calls),
+far more than a row, and a stream of tiny batches takes CPU from the event loop.
 """
 
 from __future__ import annotations
@@ -225,14 +227,19 @@ class BatchWriter(Generic[B, R]):
     take: Callable[[bool], B | None]
     write: Callable[[B], R]
     done: Callable[[B, R], None]
-    #: How large ``size`` says a batch must be for the next one to wait ``pause`` seconds.
     size: Callable[[B], int] = lambda _: 0
     due: Callable[[], float] = _nothing_due
+    #: Whether nothing more is coming soon, so that waiting would only delay what is pending.
+    idle: Callable[[], bool] = lambda: True
+    #: Unless ``idle``, a batch is taken at least ``interval`` seconds after the one before it
+    #: began, or ``pause`` seconds when that one was ``busy`` (as ``size`` counts) or larger.
+    interval: float = 0.005
     busy: int = 64
-    pause: float = 0.005
+    pause: float = 0.010
     _wake: trio.Event = attrs.field(factory=trio.Event)
     _lock: trio.Lock = attrs.field(factory=trio.Lock)
     _last: int = 0
+    _began: float = -math.inf
 
     def poke(self) -> None:
         """Something is to be written: write it soon."""
@@ -244,8 +251,9 @@ class BatchWriter(Generic[B, R]):
         while True:
             with trio.move_on_at(self.due()):
                 await self._wake.wait()
-            if self._last >= self.busy:  # busy: let the next batch grow (see the module)
-                await trio.sleep(self.pause)
+            if not self.idle():  # let the next batch grow (see the module)
+                gap = self.pause if self._last >= self.busy else self.interval
+                await trio.sleep_until(self._began + gap)
             self._wake = trio.Event()
             await self.flush()
 
@@ -257,6 +265,7 @@ class BatchWriter(Generic[B, R]):
                 self._last = 0
                 return
             self._last = self.size(batch)
+            self._began = trio.current_time()
             with trio.CancelScope(shield=True):  # a batch taken is a batch written
                 result = await trio.to_thread.run_sync(self.write, batch)
             self.done(batch, result)

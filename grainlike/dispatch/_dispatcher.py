@@ -565,7 +565,7 @@ class Dispatcher:
             if publish:
                 self.events.publish(_placed(task, worker.id, placement))
             if journal is not None:
-                journal.placed(task, worker.id, allocation, placement.pool_allocation)
+                journal.placed(task, worker.id, allocation, placement.pool_allocation, now)
         for worker, tasks in batches.items():
             worker.link.run_tasks(tasks)
 

@@ -102,7 +102,7 @@ class Journal:
         self._rows = JournalWriter(
             self.path, self.run, self._connection, self._function_ids, self._warn_once
         )
-        self._writer = BatchWriter(self._take, self._write, self._done, len, self._due)
+        self._writer = BatchWriter(self._take, self._write, self._done, len, self._due, self._idle)
 
     @classmethod
     def open(cls, path: str | os.PathLike[str], *, rerun: bool = False) -> Journal:
@@ -199,11 +199,16 @@ class Journal:
         self._unwritten.append(submission)
 
     def placed(
-        self, task: Task, worker: str, allocation: Resources, pool_allocation: Resources | None
+        self,
+        task: Task,
+        worker: str,
+        allocation: Resources,
+        pool_allocation: Resources | None,
+        now: float,
     ) -> None:
-        """A run of ``task`` was placed on ``worker`` with ``allocation``."""
+        """A run of ``task`` was placed on ``worker`` with ``allocation`` at ``now``."""
         if task.id in self._live:
-            self._placed[task.id] = (worker, allocation, pool_allocation, trio.current_time())
+            self._placed[task.id] = (worker, allocation, pool_allocation, now)
 
     def retried(self, task: Task, worker: str, reason: str) -> None:
         """A run of ``task`` ended without a result for its caller: it goes back to the queue."""
@@ -307,6 +312,10 @@ class Journal:
         finally:
             self._connection.close()
 
+    def _idle(self) -> bool:
+        """Whether no recorded task is still queued or running (none will end soon)."""
+        return not self._live
+
     def _oldest(self) -> Submission | None:
         """The oldest submission that is still to be written alone, if any."""
         unwritten = self._unwritten
@@ -323,9 +332,7 @@ class Journal:
         batch = self._batch
         hold = -math.inf if final else trio.current_time() - HOLD
         while (oldest := self._oldest()) is not None and oldest.submitted <= hold:
-            self._unwritten.popleft()
-            oldest.written = True
-            batch.submitted.append(oldest)
+            batch.submitted.append(self._unwritten.popleft())
         if not batch:
             return None
         self._batch = Batch()

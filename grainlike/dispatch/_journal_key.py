@@ -8,7 +8,7 @@ A key is a digest of
   object nested in it (inner functions, lambdas, comprehensions), its default arguments, and
   the values its closure holds.  Its docstring, comments, formatting and line numbers are not
   part of it; the globals it reads and the functions it calls are not either;
-- a digest of its pickled arguments (keyword arguments sorted by name),
+- its pickled arguments (keyword arguments sorted by name),
 - its request's shorthand (``str(request)``),
 - and which call of that same function, arguments and request this is in the run (the first,
   the second, ...), so that calling the same thing twice is two tasks, as without a journal.
@@ -83,7 +83,6 @@ class TaskKey(NamedTuple):
 
     digest: bytes
     function: FunctionKey
-    args: bytes
     request: str
     occurrence: int
 
@@ -174,20 +173,15 @@ def task_key(
             cannot be pickled.
     """
     function = function or function_key(work.fn)
-    args = _args(work)
-    call = _call(function, args, str(request).encode())
-    return TaskKey(_occurrence(call, occurrence), function, args, str(request), occurrence)
+    call = _call(function, str(request).encode(), work)
+    return TaskKey(_occurrence(call, occurrence), function, str(request), occurrence)
 
 
-def _args(work: Call) -> bytes:
-    data = pickled((work.args, sorted(work.kwargs.items())) if work.kwargs else work.args)
-    return hashlib.blake2b(data, digest_size=16).digest()
-
-
-def _call(function: FunctionKey, args: bytes, request: bytes) -> bytes:
-    """The digest of a call: the key of its first occurrence.  (The first two parts have a
-    fixed length, so the three cannot run into each other.)"""
-    return hashlib.blake2b(function.identity + args + request, digest_size=16).digest()
+def _call(function: FunctionKey, request: bytes, work: Call) -> bytes:
+    """The digest of a call: the key of its first occurrence.  (The function's identity has a
+    fixed length and a request's shorthand no NUL, so the parts cannot run into each other.)"""
+    args = pickled((work.args, sorted(work.kwargs.items()) if work.kwargs else ()))
+    return hashlib.blake2b(function.identity + request + b"\0" + args, digest_size=16).digest()
 
 
 def _occurrence(call: bytes, occurrence: int) -> bytes:
@@ -204,6 +198,8 @@ class KeyMaker:
     _known: set[FunctionKey] = attrs.field(factory=set)
     _requests: dict[Resources, tuple[str, bytes]] = attrs.field(factory=dict)
     _calls: dict[bytes, int] = attrs.field(factory=dict)
+    _last_request: Resources | None = None
+    _last_shorthand: tuple[str, bytes] = ("", b"")
 
     def function(self, fn: Any) -> FunctionKey:
         """``function_key(fn)``, made once per function object."""
@@ -226,12 +222,16 @@ class KeyMaker:
             Exception: what pickling raises for what cannot be pickled.
         """
         function = self.function(work.fn)
-        args = _args(work)
-        shorthand = self._requests.get(request)
-        if shorthand is None:
-            text = str(request)
-            shorthand = self._requests[request] = (text, text.encode())
-        call = _call(function, args, shorthand[1])
+        if request is self._last_request:  # a bound function called many times
+            shorthand = self._last_shorthand
+        else:
+            known = self._requests.get(request)
+            if known is None:
+                text = str(request)
+                known = self._requests[request] = (text, text.encode())
+            self._last_request, self._last_shorthand = request, known
+            shorthand = known
+        call = _call(function, shorthand[1], work)
         occurrence = self._calls.get(call, 0)
         self._calls[call] = occurrence + 1
-        return TaskKey(_occurrence(call, occurrence), function, args, shorthand[0], occurrence)
+        return TaskKey(_occurrence(call, occurrence), function, shorthand[0], occurrence)

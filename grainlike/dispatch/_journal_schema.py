@@ -46,7 +46,6 @@ _VERSION_1 = (
         task INTEGER NOT NULL,
         key BLOB NOT NULL,
         function INTEGER NOT NULL REFERENCES functions,
-        args BLOB NOT NULL,
         request TEXT NOT NULL,
         occurrence INTEGER NOT NULL,
         name TEXT NOT NULL,

@@ -3,10 +3,11 @@ writer's thread (formatting, pickling and SQLite all happen there, off the event
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -30,15 +31,13 @@ _CHUNK = 500
 
 @attrs.define(eq=False, slots=True)
 class Submission:
-    """A recorded task: ``written`` once its row is in the journal (before it ended),
-    ``ended`` once the dispatcher reported its end."""
+    """A recorded task; ``ended`` once the dispatcher reported its end."""
 
     task: int
     key: TaskKey
     name: str
     priority: int
     submitted: float
-    written: bool = False
     ended: bool = False
 
 
@@ -90,32 +89,41 @@ def _ids(resources: Resources, kind: type[Cores] | type[GPU]) -> str:
 
 
 _SUBMISSION = (
-    "id, run, task, key, function, args, request, occurrence, name, priority, submitted, "
-    "state, attempts"
+    "id, run, task, key, function, request, occurrence, name, priority, submitted, state, attempts"
 )
 _END = (
     "attempts, worker, allocation, cores, gpus, placed, started, ended, duration, usage, "
     "error_type, error, exception, result, state"
 )
 _INSERT_SUBMITTED = f"INSERT INTO tasks ({_SUBMISSION}) VALUES "
+#: A task's whole row: a new one, or the end of one written as submitted before.
 _INSERT_ENDED = (
     f"INSERT INTO tasks ({_SUBMISSION.removesuffix(', state, attempts')}, {_END}) VALUES "
 )
-#: Rows per INSERT statement.  One statement of many rows rather than ``executemany``: the
-#: sqlite3 module gives up the GIL once per statement, and taking it back from a busy event
-#: loop costs up to a switch interval (5 ms) each time.
-_ROWS = 100
-_UPDATE_ENDED = f"UPDATE tasks SET ({_END}) = ({', '.join('?' * 15)}) WHERE id = ?"
-_INSERT_RETRY = f"INSERT OR REPLACE INTO retries VALUES ({', '.join('?' * 10)})"
+_OR_UPDATE_END = " ON CONFLICT (id) DO UPDATE SET " + ", ".join(
+    f"{column} = excluded.{column}" for column in _END.split(", ")
+)
+_INSERT_RETRY = "INSERT OR REPLACE INTO retries VALUES "
+#: Rows per statement.  One statement of many rows rather than ``executemany``: the sqlite3
+#: module gives up the GIL once per statement, and taking it back from a busy event loop
+#: costs up to a switch interval (5 ms) each time.  Not many more, though: the rows of a
+#: statement are made in one go, holding the GIL, which delays the event loop that long.
+_ROWS = 50
 
 
-def _insert(connection: sqlite3.Connection, insert: str, rows: list[tuple[Any, ...]]) -> None:
-    """Insert ``rows`` with statements of up to ``_ROWS`` rows each."""
-    marks = "(" + ", ".join("?" * len(rows[0])) + ")"
-    full = insert + ", ".join([marks] * _ROWS)
-    for start in range(0, len(rows), _ROWS):
-        chunk = rows[start : start + _ROWS]
-        statement = full if len(chunk) == _ROWS else insert + ", ".join([marks] * len(chunk))
+def _insert(
+    connection: sqlite3.Connection, insert: str, rows: Iterator[tuple[Any, ...]], tail: str = ""
+) -> None:
+    """Insert ``rows`` with statements of up to ``_ROWS`` rows each (``tail`` after each)."""
+    full = ""  # the statement for a whole chunk, made once
+    while chunk := list(itertools.islice(rows, _ROWS)):
+        if len(chunk) == _ROWS and full:
+            statement = full
+        else:
+            marks = "(" + ", ".join("?" * len(chunk[0])) + ")"
+            statement = insert + ", ".join([marks] * len(chunk)) + tail
+            if len(chunk) == _ROWS:
+                full = statement
         connection.execute(statement, [value for row in chunk for value in row])
 
 
@@ -138,27 +146,15 @@ class JournalWriter:
         connection, run, offset = self.connection, self.run, batch.offset
         for function in batch.functions:
             self._function_id(function)
-        if batch.submitted:
-            _insert(
-                connection,
-                _INSERT_SUBMITTED,
-                [(*self._submission(s, offset), "submitted", 0) for s in batch.submitted],
-            )
-        inserts, updates = [], []
-        for submission, end in batch.ended:
-            row = self._end(submission.task, end, offset)
-            if submission.written:
-                updates.append((*row, row_id(run, submission.task)))
-            else:
-                inserts.append((*self._submission(submission, offset), *row))
-        if inserts:
-            _insert(connection, _INSERT_ENDED, inserts)
-        if updates:
-            connection.executemany(_UPDATE_ENDED, updates)
-        if batch.retries:
-            connection.executemany(
-                _INSERT_RETRY, [self._retry(s.task, end, offset) for s, end in batch.retries]
-            )
+        submitted = ((*self._submission(s, offset), "submitted", 0) for s in batch.submitted)
+        _insert(connection, _INSERT_SUBMITTED, submitted)
+        ended = (
+            (*self._submission(submission, offset), *self._end(submission.task, end, offset))
+            for submission, end in batch.ended
+        )
+        _insert(connection, _INSERT_ENDED, ended, _OR_UPDATE_END)
+        retries = (self._retry(s.task, end, offset) for s, end in batch.retries)
+        _insert(connection, _INSERT_RETRY, retries)
         for joined, worker, capacity, at, reason, lost in batch.workers:
             if joined:
                 connection.execute(
@@ -196,7 +192,6 @@ class JournalWriter:
             task,
             key.digest,
             self.function_ids[key.function],
-            key.args,
             key.request,
             key.occurrence,
             submission.name,
