@@ -2,9 +2,10 @@
 
 This module holds the life of a task, and only that: submission and cancellation, workers
 joining and leaving, the reports of workers, freeing what a task held, retries, and the one
-delivery of each result (``_finish``, the only place that resolves a task and publishes its
-terminal event).  Placement (``_placement.py``), chains (``_pipeline.py``), pools
-(``_pools.py``), learned limits (``_learned.py``) and the words of ``explain``
+delivery of each result (``_finish``, which with a journal hands the result to it first, and
+``_resolve``, the only place that resolves a task and publishes its terminal event).
+Placement (``_placement.py``), chains (``_pipeline.py``), pools (``_pools.py``), learned
+limits (``_learned.py``), the journal (``_journal.py``) and the words of ``explain``
 (``_explain.py``) are elsewhere; freeing an allocation stays here, next to the decision to
 deliver, because the two must agree for "exactly one result per task" to hold.
 """
