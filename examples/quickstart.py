@@ -21,7 +21,7 @@ async def simulate(step: int) -> str:
 
 
 def crunch(n: int) -> str:
-    """A sync task (runs in a worker thread): a bit of arithmetic."""
+    """A sync task (runs in a worker process, pinned to its cores): a bit of arithmetic."""
     total = sum(i * i for i in range(n))
     return f"crunch {n}: cores {gl.GVAR.res.c} -> {total}"
 
@@ -30,7 +30,11 @@ async def report_affinity() -> str:
     """A subprocess bound to the task's cores: it reports the CPU affinity it sees."""
     code = "import os; print(sorted(os.sched_getaffinity(0)), os.environ['OMP_NUM_THREADS'])"
     done = await gl.run_process([sys.executable, "-c", code], capture_stdout=True)
-    return f"child process sees cores {done.stdout.decode().strip()}"
+    affinity, _, threads = done.stdout.decode().strip().rpartition(" ")
+    return (
+        f"child process of a task on cores {gl.GVAR.res.c} sees cores {affinity}, "
+        f"OMP_NUM_THREADS={threads}"
+    )
 
 
 async def main() -> None:

@@ -6,25 +6,31 @@ Run it with ``grainlike run examples/subprocess_pinning.py``.
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 
 import grainlike as gl
 from grainlike import Cores
 
+# The child reports what it sees as one JSON object: its affinity is a list with spaces in it.
 CHILD = """
-import os
-print(sorted(os.sched_getaffinity(0)), os.environ["OMP_NUM_THREADS"],
-      repr(os.environ["CUDA_VISIBLE_DEVICES"]))
+import json, os
+print(json.dumps({
+    "affinity": sorted(os.sched_getaffinity(0)),
+    "OMP_NUM_THREADS": os.environ["OMP_NUM_THREADS"],
+    "CUDA_VISIBLE_DEVICES": os.environ["CUDA_VISIBLE_DEVICES"],
+}))
 """
 
 
 async def pinned_child(label: str) -> str:
     done = await gl.run_process([sys.executable, "-c", CHILD], capture_stdout=True)
-    cores, threads, gpus = done.stdout.decode().split(maxsplit=2)
+    seen = json.loads(done.stdout)
     return (
-        f"{label}: allocated cores {gl.GVAR.res.c}; the child sees affinity {cores}, "
-        f"OMP_NUM_THREADS={threads}, CUDA_VISIBLE_DEVICES={gpus.strip()}"
+        f"{label}: allocated cores {gl.GVAR.res.c}; the child sees affinity {seen['affinity']}, "
+        f"OMP_NUM_THREADS={seen['OMP_NUM_THREADS']}, "
+        f"CUDA_VISIBLE_DEVICES={seen['CUDA_VISIBLE_DEVICES']!r}"
     )
 
 

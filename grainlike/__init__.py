@@ -26,6 +26,51 @@ from .resource import register_kind as register_kind
 
 __version__ = "0.1.0"
 
+__all__ = [
+    "GPU",
+    "GVAR",
+    "ZERO",
+    "AsCompleted",
+    "AuthenticationError",
+    "Bound",
+    "ConfigError",
+    "Cores",
+    "Counter",
+    "GrainlikeError",
+    "InsufficientResourcesError",
+    "Kind",
+    "LearningRule",
+    "Memory",
+    "MemoryLimitError",
+    "Node",
+    "ProtocolError",
+    "ResourceError",
+    "Resources",
+    "Session",
+    "SessionOptions",
+    "TaskCancelledError",
+    "TaskFailedError",
+    "TaskHandle",
+    "Token",
+    "UnsatisfiableError",
+    "WTime",
+    "WaitGroup",
+    "WorkerLostError",
+    "as_completed",
+    "current_allocation",
+    "current_session",
+    "delayed",
+    "exec1",
+    "explain",
+    "gather",
+    "open_session",
+    "open_waitgroup",
+    "parse_resources",
+    "register_kind",
+    "run",
+    "run_process",
+]
+
 from ._bound import Bound as Bound
 from ._bound import delayed as delayed
 from ._bound import exec1 as exec1

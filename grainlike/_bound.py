@@ -14,7 +14,7 @@ from ._session import current_session
 from .dispatch import TaskHandle
 from .resource import ZERO, Kind, Resources, as_resources
 from .resource._binding import set_binder
-from .wire import Call
+from .wire import Call, check_executor
 
 __all__ = ["Bound", "bind", "delayed", "exec1"]
 
@@ -32,6 +32,11 @@ def _check_priority(_: object, __: object, value: int) -> None:
         raise ResourceError(f"priority={value!r}: a priority is a whole number (higher first)")
 
 
+def _check_executor(_: object, __: object, value: str | None) -> None:
+    if value is not None:
+        check_executor(value)
+
+
 def _check_retries(_: object, __: object, value: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise ResourceError(f"retries={value!r}: retries is a whole number of at least 0")
@@ -44,7 +49,9 @@ class Bound:
     ``bound(*args, **kwargs)`` submits one task to the current dispatcher and returns a handle
     to await.  ``bound & res`` adds to the request; ``bound.options(priority=...)`` sets the
     priority (higher first, FIFO within a priority), ``retries`` (re-runs after the task's own
-    exception) and the ``name`` shown in events and status.
+    exception), the ``name`` shown in events and status, and the ``executor`` of a sync
+    function (``"process"``: a worker process pinned to its cores; ``"thread"``: a thread of
+    the worker, sharing its memory; unset: the session's default).
     """
 
     fn: Callable[..., Any]
@@ -53,6 +60,7 @@ class Bound:
     retries: int = attrs.field(default=0, validator=_check_retries)
     name: str = ""
     is_async: bool = attrs.field(default=False)
+    executor: str | None = attrs.field(default=None, validator=_check_executor)
 
     def __and__(self, other: Kind | Resources) -> Bound:
         if not isinstance(other, Kind | Resources):
@@ -63,7 +71,12 @@ class Bound:
         return self & other
 
     def options(
-        self, *, priority: int | None = None, retries: int | None = None, name: str | None = None
+        self,
+        *,
+        priority: int | None = None,
+        retries: int | None = None,
+        name: str | None = None,
+        executor: str | None = None,
     ) -> Bound:
         """The same bound function with other submission options."""
         changes: dict[str, Any] = {}
@@ -73,12 +86,15 @@ class Bound:
             changes["retries"] = retries
         if name is not None:
             changes["name"] = name
+        if executor is not None:
+            changes["executor"] = executor
         return attrs.evolve(self, **changes)
 
     def __call__(self, *args: Any, **kwargs: Any) -> TaskHandle:
-        return current_session().dispatcher.submit(
+        session = current_session()
+        return session.dispatcher.submit(
             self.request,
-            Call(self.fn, args, kwargs, self.is_async),
+            Call(self.fn, args, kwargs, self.is_async, self.executor or session.executor),
             name=self.name,
             priority=self.priority,
             retries=self.retries,

@@ -1,4 +1,5 @@
-"""Subscribers to the dispatcher's events: the JSON-lines event log and the progress bar."""
+"""Subscribers to the dispatcher's events: the JSON-lines event log, the progress bar and its
+summary line."""
 
 from __future__ import annotations
 
@@ -14,18 +15,41 @@ from typing import Any
 import attrs
 import trio
 
-from .dispatch import Dispatcher, Event
+from ._exceptions import GrainlikeError
+from .dispatch import (
+    Dispatcher,
+    Event,
+    TaskCancelled,
+    TaskFailed,
+    TaskFinished,
+    TaskPlaced,
+    TaskRetried,
+    TaskStarted,
+    TaskSubmitted,
+    WorkerDrained,
+    WorkerJoined,
+    WorkerLost,
+)
+from .resource import parse_resources
 
-__all__ = ["EventLog", "ProgressBar", "event_record"]
+__all__ = ["EventLog", "ProgressBar", "RunTally", "event_record"]
 
 log = logging.getLogger("grainlike.events")
 
 
 def event_record(event: Event) -> dict[str, Any]:
-    """One event as a JSON-ready dict with its type under ``"event"``."""
+    """One event as a JSON-ready dict with its type under ``"event"``.
+
+    Tuples become lists and nested values (a ``TaskFinished``'s ``usage``) plain dicts.
+    """
     record: dict[str, Any] = {"event": type(event).__name__}
-    record.update(attrs.asdict(event, recurse=False))
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in record.items()}
+    for name, value in attrs.asdict(event, recurse=False).items():
+        if isinstance(value, tuple):
+            value = list(value)
+        elif attrs.has(type(value)):
+            value = attrs.asdict(value)
+        record[name] = value
+    return record
 
 
 def _open_private(path: Path) -> int:
@@ -108,10 +132,90 @@ class EventLog:
 
 
 @attrs.define(eq=False)
-class ProgressBar:
-    """A rich progress bar of tasks done / running / queued, shown only on a terminal.
+class RunTally:
+    """Counts a run's tasks by how they ended, and the core-seconds their runs held.
 
-    It reads the dispatcher's counters a few times a second; it never slows the dispatcher.
+    A subscriber: times are ``trio.current_time()`` when each event arrives, and a run's start
+    is its worker's measured ``duration`` before its end when there is one (as in the report).
+    """
+
+    started: float = attrs.field(factory=trio.current_time)
+    submitted: int = 0
+    finished: int = 0
+    failed: int = 0
+    cancelled: int = 0
+    retried: int = 0
+    core_seconds: float = 0.0
+    _runs: dict[int, tuple[float, int]] = attrs.field(factory=dict)
+    _workers: dict[str, tuple[float, int]] = attrs.field(factory=dict)
+    _offered: float = 0.0
+
+    def __call__(self, event: Event) -> None:
+        """Take one event."""
+        now = trio.current_time()
+        if isinstance(event, TaskSubmitted):
+            self.submitted += 1
+        elif isinstance(event, TaskPlaced):
+            self._runs[event.task_id] = (now, len(event.cores))
+        elif isinstance(event, TaskStarted):
+            placed = self._runs.get(event.task_id)
+            if placed is not None:
+                self._runs[event.task_id] = (now, placed[1])
+        elif isinstance(event, TaskFinished | TaskFailed | TaskCancelled | TaskRetried):
+            duration = getattr(event, "duration", None)
+            self._end_run(event.task_id, now, duration)
+            if isinstance(event, TaskFinished):
+                self.finished += 1
+            elif isinstance(event, TaskFailed):
+                self.failed += 1
+            elif isinstance(event, TaskCancelled):
+                self.cancelled += 1
+            else:
+                self.retried += 1
+        elif isinstance(event, WorkerJoined):
+            self._workers[event.worker] = (now, _core_count(event.capacity))
+        elif isinstance(event, WorkerLost | WorkerDrained):
+            joined = self._workers.pop(event.worker, None)
+            if joined is not None:
+                self._offered += joined[1] * (now - joined[0])
+
+    def _end_run(self, task_id: int, now: float, duration: float | None) -> None:
+        run = self._runs.pop(task_id, None)
+        if run is not None:
+            began = run[0] if duration is None else max(run[0], now - duration)
+            self.core_seconds += run[1] * max(now - began, 0.0)
+
+    def summary(self) -> str:
+        """``grainlike: 10 tasks: 9 done, 1 failed, 2 retried in 12.3 s; cores 87 % busy``."""
+        now = trio.current_time()
+        wall = now - self.started
+        offered = self._offered + sum(n * (now - t) for t, n in self._workers.values())
+        ended = [f"{self.finished} done", f"{self.failed} failed"]
+        if self.cancelled:
+            ended.append(f"{self.cancelled} cancelled")
+        ended.append(f"{self.retried} retried")
+        line = f"grainlike: {self.submitted} tasks: {', '.join(ended)} in {wall:.1f} s"
+        if offered > 0:
+            line += f"; cores {100 * min(self.core_seconds / offered, 1.0):.0f} % busy"
+        return line
+
+
+def _core_count(capacity: str) -> int:
+    try:
+        stat = parse_resources(capacity, capacity=True).stat()
+    except (GrainlikeError, ValueError):  # a custom kind this process does not know
+        return 0
+    return int(stat.get("cores", (0.0, 0.0))[1])
+
+
+@attrs.define(eq=False)
+class ProgressBar:
+    """A rich progress bar of tasks done / running / queued, and a summary line at the end.
+
+    The bar is drawn only on a terminal, and ends on its final frame; the summary line (tasks
+    done, failed, retried, wall time, how busy the cores were) is printed to stderr when the
+    run ends, on a terminal or not.  It reads the dispatcher's counters a few times a second;
+    it never slows the dispatcher.
     """
 
     async def serve(
@@ -120,23 +224,35 @@ class ProgressBar:
         *,
         task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
     ) -> None:
-        """Redraw until cancelled (or just wait, when stderr is not a terminal)."""
+        """Redraw until cancelled (or just count, when stderr is not a terminal)."""
         from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
         console = Console(file=sys.stderr)
+        tally = RunTally()
+        unsubscribe = dispatcher.events.subscribe(tally)
         task_status.started()
-        if not console.is_terminal:
-            await trio.sleep_forever()
+        try:
+            if console.is_terminal:
+                await self._draw(dispatcher, console)
+            else:
+                await trio.sleep_forever()
+        finally:
+            unsubscribe()
+            console.print(tally.summary(), highlight=False, markup=False)
+
+    async def _draw(self, dispatcher: Dispatcher, console: Any) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
         columns = (
             TextColumn("[bold]tasks"),
             BarColumn(),
             MofNCompleteColumn(),
             TextColumn("{task.fields[detail]}"),
         )
-        with Progress(*columns, console=console, transient=True) as progress:
+        with Progress(*columns, console=console, transient=False) as progress:
             bar = progress.add_task("tasks", total=0, detail="")
-            while True:
+
+            def update() -> None:
                 queued, running, done = (
                     dispatcher.queued(),
                     dispatcher.running(),
@@ -148,4 +264,12 @@ class ProgressBar:
                     completed=done,
                     detail=f"running {running}  queued {queued}",
                 )
-                await trio.sleep(0.2)
+
+            try:
+                while True:
+                    update()
+                    await trio.sleep(0.2)
+            finally:
+                # The run ends between two redraws: draw what it ended with, and leave it shown.
+                update()
+                progress.refresh()

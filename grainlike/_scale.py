@@ -6,11 +6,12 @@ import logging
 import math
 import ssl
 from pathlib import Path
+from typing import Any
 
 import trio
 
 from ._client import query_status, quit_workers
-from ._exceptions import GrainlikeError
+from ._exceptions import AuthenticationError, GrainlikeError
 from .batch import (
     Profile,
     cancel,
@@ -30,6 +31,13 @@ log = logging.getLogger("grainlike.up")
 
 #: Job states in which a job still holds (or will hold) a worker.
 ACTIVE_STATES = frozenset({"PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "SUSPENDED"})
+
+#: How often, a second apart, a dispatcher that stopped answering is asked again before the
+#: autoscaler takes it to have ended (a restart of the same address within that time is not).
+GONE_AFTER = 3
+
+#: What a dispatcher that went away (or is going) makes a status query raise.
+_GONE_ERRORS = (GrainlikeError, OSError, trio.BrokenResourceError, trio.EndOfChannel)
 
 
 def profile_capacity(profile: Profile) -> Resources:
@@ -68,8 +76,8 @@ def stop_jobs(
     if not jobs:
         return []
     if key is not None:
-        ids = [job.job_id for job in jobs]
         try:
+            ids = [job.job_id for job in jobs]
             trio.run(_drain_and_wait, dispatcher, key, ids, drain_timeout, tls)
         except (OSError, GrainlikeError, trio.BrokenResourceError) as error:
             log.warning("could not drain through %s (%s): cancelling the jobs", dispatcher, error)
@@ -117,6 +125,19 @@ def jobs_wanted(
     return max(minimum, min(maximum, math.ceil(demand_cores / per_worker)))
 
 
+async def _look(dispatcher: str, key: bytes, tls: ssl.SSLContext | None) -> dict[str, Any] | None:
+    """The dispatcher's status, or ``None`` once it has not answered ``GONE_AFTER`` times."""
+    for attempt in range(GONE_AFTER):
+        try:
+            return (await query_status(dispatcher, key, tls)).data
+        except AuthenticationError:
+            raise  # somebody else answers there now, with another key
+        except _GONE_ERRORS:
+            if attempt + 1 < GONE_AFTER:
+                await trio.sleep(1.0)
+    return None
+
+
 async def autoscale(
     profile: Profile,
     dispatcher: str,
@@ -128,35 +149,58 @@ async def autoscale(
     period: float = 10.0,
     rounds: int | None = None,
     tls: ssl.SSLContext | None = None,
-) -> None:
+) -> str:
     """Keep between ``minimum`` and ``maximum`` worker jobs while queued work fits a worker of
     ``profile``; with nothing queued, drain idle workers and cancel jobs that have not started.
 
-    Runs until cancelled (or for ``rounds`` rounds, for tests).
+    Runs until the dispatcher has gone, then cancels the jobs it recorded for it and returns
+    a line saying so (or until cancelled, or for ``rounds`` rounds, for tests).
+
+    Raises:
+        GrainlikeError: when the dispatcher cannot be reached at the first look, or refuses
+            the key (``AuthenticationError``).
     """
     if not 0 <= minimum <= maximum or maximum < 1:
         raise GrainlikeError(f"--min {minimum} --max {maximum}: need 0 <= min <= max and max >= 1")
     capacity = profile_capacity(profile)
+    try:
+        data: dict[str, Any] | None = (await query_status(dispatcher, key, tls)).data
+    except (trio.BrokenResourceError, trio.EndOfChannel):
+        raise GrainlikeError(f"the dispatcher at {dispatcher} closed the connection") from None
     done = 0
     while rounds is None or done < rounds:
+        if data is None:
+            return await _dispatcher_gone(dispatcher, profile)
         done += 1
-        report = await query_status(dispatcher, key, tls)
         jobs = [job.job_id for job in recorded_jobs(dispatcher)]
         states = await trio.to_thread.run_sync(job_states, jobs, profile.system) if jobs else {}
         active = [job_id for job_id in jobs if states.get(job_id) in ACTIVE_STATES]
         gone = [job_id for job_id in jobs if job_id not in active]
         if gone:
             forget_jobs(dispatcher, gone)
-        wanted = jobs_wanted(report.data["shapes"], capacity, minimum, maximum)
+        wanted = jobs_wanted(data["shapes"], capacity, minimum, maximum)
         if wanted > len(active):
             ids = await trio.to_thread.run_sync(
                 start_jobs, profile, dispatcher, key_file, wanted - len(active)
             )
             log.info("queued work fits %d worker(s): submitted %s", wanted, ", ".join(ids))
         elif wanted == 0 and active:
-            workers = report.data["workers"]
+            workers = data["workers"]
             await _scale_to_zero(dispatcher, key, profile, active, states, workers, tls)
         await trio.sleep(period)
+        data = await _look(dispatcher, key, tls)
+    return f"stopped after {done} round(s)"
+
+
+async def _dispatcher_gone(dispatcher: str, profile: Profile) -> str:
+    # Its workers have no one to work for, and no one to drain them: their jobs only hold
+    # allocations now.
+    ids = [job.job_id for job in recorded_jobs(dispatcher)]
+    if ids:
+        await trio.to_thread.run_sync(cancel, ids, profile.system)
+        forget_jobs(dispatcher, ids)
+    cancelled = f"cancelled worker jobs {', '.join(ids)}" if ids else "no worker job to cancel"
+    return f"the dispatcher at {dispatcher} has gone: {cancelled}"
 
 
 async def _scale_to_zero(

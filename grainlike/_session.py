@@ -39,6 +39,7 @@ from .dispatch import (
     serve_workers,
 )
 from .resource import Resources, ResourceSpec, parse_resources
+from .wire import check_executor
 from .worker import LocalWorker
 
 __all__ = [
@@ -99,6 +100,9 @@ class SessionOptions(TypedDict, total=False):
         journal: A SQLite journal that makes the run durable: recorded successes are not
             run again (docs/durable-runs.md).
         rerun: With ``journal``, run everything again, whatever was recorded.
+        executor: Where sync functions run: ``"process"`` (the default: a warm worker process
+            pinned to the task's cores) or ``"thread"`` (a thread of the worker, sharing its
+            memory); ``bound.options(executor=...)`` overrides it per function.
     """
 
     resources: ResourceSpec | None
@@ -125,6 +129,7 @@ class SessionOptions(TypedDict, total=False):
     pipeline_depth: int
     journal: str | os.PathLike[str] | None
     rerun: bool
+    executor: str
 
 
 _DISPATCHER_OPTIONS = frozenset(
@@ -150,6 +155,8 @@ class Session:
     local_worker: LocalWorker | None = None
     #: ``HOST:PORT`` where remote workers connect, when the session listens.
     address: str | None = None
+    #: Where sync functions run unless bound with ``.options(executor=...)``.
+    executor: str = "process"
 
 
 def current_session() -> Session:
@@ -222,6 +229,7 @@ async def open_session(**options: Unpack[SessionOptions]) -> AsyncIterator[Sessi
     if not options.get("local", True) and options.get("listen") is None:
         raise ConfigError("local=False needs listen='HOST:PORT': otherwise no worker can run tasks")
     config, server = _configs(options)
+    executor = check_executor(options.get("executor", "process"))
     journal_path, rerun = options.get("journal"), options.get("rerun", False)
     if rerun and journal_path is None:
         raise ConfigError("rerun=True needs journal=PATH: without a journal everything runs anyway")
@@ -238,7 +246,7 @@ async def open_session(**options: Unpack[SessionOptions]) -> AsyncIterator[Sessi
             learned.close()
             raise
     dispatcher = Dispatcher(config, learned, journal=journal)
-    session = Session(dispatcher)
+    session = Session(dispatcher, executor=executor)
     token = _SESSION.set(session)
     try:
         error: BaseException | None = None

@@ -3,35 +3,99 @@
 from __future__ import annotations
 
 import argparse
+import errno
+import importlib
 import inspect
 import json
 import logging
+import math
 import os
 import runpy
 import sys
-from collections.abc import Callable, Sequence
+import traceback
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, cast
+from types import TracebackType
+from typing import Any, TextIO, cast
 
-from ._exceptions import ConfigError, GrainlikeError
+from . import __version__
+from ._exceptions import AuthenticationError, ConfigError, GrainlikeError
 
 __all__ = ["main"]
 
 Command = Callable[[argparse.Namespace], int]
 
+#: What binding a --listen address can fail with that the address itself is to blame for.
+_ADDRESS_ERRORS = frozenset({errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES})
+
+
+def _address(text: str, option: str, *, any_port: bool = False) -> str:
+    """``text`` when it is ``HOST:PORT`` (port 0 too for a listening address)."""
+    from .wire import parse_address
+
+    try:
+        _, port = parse_address(text)
+    except ConfigError:
+        port = -1
+    if not (0 if any_port else 1) <= port:
+        raise ConfigError(f"{option} {text!r}: expected HOST:PORT, e.g. 127.0.0.1:4242")
+    return text
+
+
+def _resources(text: str | None, option: str = "--resources") -> str | None:
+    """``text`` after checking it parses as a capacity, so that a typo stops us early."""
+    from .resource import parse_resources
+
+    if text is not None:
+        try:
+            parse_resources(text, capacity=True)
+        except GrainlikeError as error:
+            raise ConfigError(f"{option} {error}") from None
+    return text
+
+
+def _import_modules(names: list[str] | None) -> None:
+    """Import each ``--import`` module, e.g. one that registers a custom kind."""
+    if names and "" not in sys.path and os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())  # as `python -c "import MODULE"` would find it
+    for name in names or ():
+        try:
+            importlib.import_module(name)
+        except ImportError as error:
+            raise ConfigError(f"--import {name}: {error}") from None
+
+
+def _ask(address: str, call: Callable[..., Any], *args: Any) -> Any:
+    """``trio.run(call, address, *args)``: a client call of the dispatcher at ``address`` (the
+    dial turns an unreachable or refusing dispatcher into one ``GrainlikeError``)."""
+    import trio
+
+    return trio.run(call, address, *args)
+
+
+def _finite(value: Any) -> Any:
+    """``value`` with infinities as ``null``: JSON has no ``Infinity``."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(item) for item in value]
+    return value
+
 
 def _cmd_detect(args: argparse.Namespace) -> int:
     from .worker import describe_node, detect_capacity
 
-    capacity = detect_capacity(override=args.resources)
+    _import_modules(args.imports)
+    capacity = detect_capacity(override=_resources(args.resources))
     for note in describe_node().notes:
         print(f"note: {note}", file=sys.stderr)
     if args.json:
-        stat = {
-            label: [None if total == float("inf") else total for total in pair]
-            for label, pair in capacity.stat().items()
-        }
-        print(json.dumps({"capacity": str(capacity), "available": stat}))
+        stat = _finite(capacity.stat())
+        print(json.dumps({"capacity": str(capacity), "available": stat}, allow_nan=False))
     else:
         print(capacity)
     return 0
@@ -66,11 +130,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     main = _load_main(args.script)
     sys.argv = [args.script, *args.script_args]
+    if args.listen is not None:
+        _address(args.listen, "--listen", any_port=True)
     options: dict[str, Any] = {
-        "resources": args.resources,
+        "resources": _resources(args.resources),
         "local": not args.no_local,
         "listen": args.listen,
-        "pools": _pools(args.pool),
+        "pools": _resources(_pools(args.pool), "--pool"),
         "max_retries": args.max_retries,
         "events": args.events,
         "progress": sys.stderr.isatty() if args.progress is None else args.progress,
@@ -91,7 +157,30 @@ def _cmd_run(args: argparse.Namespace) -> int:
     elif args.tls is not None or args.tls_cert is not None:
         flag = "--tls" if args.tls is not None else "--tls-cert"
         raise ConfigError(f"{flag} needs --listen: TLS protects connections from workers")
-    run(main, **options)
+    failures: list[tuple[Exception, TracebackType | None]] = []
+
+    async def user_main() -> Any:
+        # What main raises is the user's (exit 1, with its traceback); what fails before or
+        # around it is grainlike's, and a usage error there is one line (exit 2).
+        try:
+            return await main()
+        except Exception as error:
+            # The traceback as it is here, before frames of grainlike's are added above it;
+            # without its first frame (this one) it starts in the user's script.
+            failures.append((error, error.__traceback__))
+            raise
+
+    try:
+        run(user_main, **options)
+    except BaseException as raised:
+        if not failures:
+            usage = _usage_error(raised)
+            if isinstance(usage, OSError) and usage.errno in _ADDRESS_ERRORS:
+                raise ConfigError(f"--listen {args.listen}: {usage.strerror}") from None
+            raise
+        error, tb = failures[0]
+        traceback.print_exception(type(error), error, tb.tb_next if tb else None)
+        return 1
     return 0
 
 
@@ -167,14 +256,47 @@ def _tls_client(args: argparse.Namespace) -> Any:
     return tls_client_context_pinned(certificate_fingerprint(cert))
 
 
+def _check_worker_names(text: str | None) -> None:
+    """A worker offers what others rely on: a name close to a kind's is refused, not guessed.
+
+    Any other unknown name is a counter, as the grammar has it, and the worker says so, since
+    a custom kind whose module was not imported (``--import``) would be read the same way.
+    """
+    from .resource import Counter, near_kind, parse_resources
+
+    if text is None:
+        return
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the error below says it better than the warning
+        try:
+            offered = parse_resources(text, capacity=True)
+        except GrainlikeError as error:
+            raise ConfigError(f"--resources {error}") from None
+    for part in offered.parts():
+        if isinstance(part, Counter):
+            near = near_kind(part.name)
+            if near is not None:
+                raise ConfigError(
+                    f"--resources {part}: {part.name} is no resource kind; did you mean {near}? "
+                    "(a worker takes no counter whose name is this close to a kind's)"
+                )
+            print(
+                f"grainlike worker: {part} is a counter (no kind is named {part.name}; "
+                "--import the module that registers one if a kind is meant)",
+                file=sys.stderr,
+            )
+
+
 def _cmd_worker(args: argparse.Namespace) -> int:
     import trio
 
     from .worker import WorkerOptions, detect_capacity, serve_worker
 
-    override = ",".join(
-        part for part in (args.resources, args.walltime and f"wtime:{args.walltime}") if part
-    )
+    address = _address(args.dispatcher, "dispatcher")
+    _import_modules(args.imports)
+    _check_worker_names(args.resources)  # parses --resources, naming it in errors
+    walltime = _resources(args.walltime and f"wtime:{args.walltime}", "--walltime")
+    override = ",".join(part for part in (args.resources, walltime) if part)
     capacity = detect_capacity(override=override or None)
     options = WorkerOptions(
         name=args.name or "",
@@ -187,7 +309,7 @@ def _cmd_worker(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     reason = trio.run(
         serve_worker,
-        args.dispatcher,
+        address,
         _key(args.key_file),
         capacity,
         options,
@@ -212,21 +334,44 @@ def _cmd_journal(args: argparse.Namespace) -> int:
 def _cmd_status(args: argparse.Namespace) -> int:
     import trio
 
-    from ._client import query_status
+    from ._client import query_status, watch_status
 
-    report = trio.run(query_status, args.connect, _key(args.key_file), _tls_client(args))
-    print(json.dumps(report.data, indent=1) if args.json else report.text)
+    address = _address(args.connect, "--connect")
+    key, tls = _key(args.key_file), _tls_client(args)
+    if args.watch:
+        if args.interval <= 0:
+            raise ConfigError(f"--interval {args.interval:g}: must be more than 0 seconds")
+        try:
+            trio.run(
+                lambda: watch_status(address, key, tls, interval=args.interval, count=args.count)
+            )
+        except* KeyboardInterrupt:  # Ctrl-C is how a watch ends, wherever it lands
+            pass
+        return 0
+    report = _ask(address, query_status, key, tls)
+    print(json.dumps(_finite(report.data), indent=1, allow_nan=False) if args.json else report.text)
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from ._report import load_run, summary_line, write_html, write_trace
+
+    model = load_run(args.events)
+    output = args.output
+    if output is None and args.trace is None:
+        output = str(Path(args.events).with_suffix(".html"))
+    print(summary_line(model))
+    for path, write in ((output, write_html), (args.trace, write_trace)):
+        if path is not None:
+            print(f"wrote {write(model, path)}")
     return 0
 
 
 def _cmd_quit(args: argparse.Namespace) -> int:
-    import trio
-
     from ._client import quit_workers
 
-    matched = trio.run(
-        quit_workers, args.connect, _key(args.key_file), args.pattern, _tls_client(args)
-    )
+    address = _address(args.connect, "--connect")
+    matched = _ask(address, quit_workers, _key(args.key_file), args.pattern, _tls_client(args))
     print("draining: " + (", ".join(matched) if matched else f"no worker matches {args.pattern!r}"))
     return 0 if matched else 1
 
@@ -256,13 +401,50 @@ def _worker_tls_args(args: argparse.Namespace) -> tuple[str, ...]:
     return ()
 
 
-def _key_file(key_file: str | None) -> Path:
-    from ._session import DEFAULT_KEY_FILE, default_key
+def _job_key(args: argparse.Namespace, *, write: bool) -> tuple[bytes | None, Path, str]:
+    """The key the dispatcher uses, the file the jobs read it from, and where it came from.
 
-    if key_file is not None:
-        return Path(key_file)
-    default_key()  # creates the local key file (mode 0600) on first use
-    return DEFAULT_KEY_FILE
+    The key is found as the dispatcher finds its own (``--key-file``, else ``GRAINLIKE_KEY``,
+    else the local key file).  A key from the environment goes into a file of mode 0600 in the
+    job-state directory (written only with ``write``): a job script names a file, never a key.
+    """
+    from ._session import DEFAULT_KEY_FILE
+    from .batch import job_key_file, write_job_key
+    from .wire import KEY_ENV, ensure_local_key, load_key, parse_key
+
+    if args.key_file is not None:
+        return load_key(args.key_file), Path(args.key_file), f"--key-file {args.key_file}"
+    text = os.environ.get(KEY_ENV)
+    if text is not None:
+        key = parse_key(text, source=f"${KEY_ENV}")
+        if write:
+            return key, write_job_key(args.dispatcher, key), f"${KEY_ENV}"
+        return key, job_key_file(args.dispatcher), f"${KEY_ENV}"
+    if write:
+        return ensure_local_key(DEFAULT_KEY_FILE), DEFAULT_KEY_FILE, str(DEFAULT_KEY_FILE)
+    return None, DEFAULT_KEY_FILE, str(DEFAULT_KEY_FILE)
+
+
+def _check_dispatcher_key(dispatcher: str, key: bytes, source: str) -> None:
+    """Refuse to submit jobs whose workers the dispatcher would refuse; a dispatcher that is
+    not up yet is fine (the workers keep trying to reach it)."""
+    import trio
+
+    from ._client import query_status
+
+    async def probe(address: str, key: bytes) -> None:
+        with trio.fail_after(10):
+            await query_status(address, key)
+
+    try:
+        _ask(dispatcher, probe, key)
+    except AuthenticationError:
+        raise ConfigError(
+            f"the dispatcher at {dispatcher} refuses the key from {source}: its workers would "
+            "be refused too; give `grainlike up` the dispatcher's key"
+        ) from None
+    except (GrainlikeError, trio.TooSlowError) as error:
+        print(f"grainlike up: note: {error}; the workers will keep trying", file=sys.stderr)
 
 
 def _cmd_up(args: argparse.Namespace) -> int:
@@ -270,40 +452,39 @@ def _cmd_up(args: argparse.Namespace) -> int:
     from .batch import render_script
 
     profile = _profile(args)
-    key_file = _key_file(args.key_file)
+    dispatcher = _address(args.dispatcher, "--dispatcher")
     if args.dry:
-        print(render_script(profile, dispatcher=args.dispatcher, key_file=str(key_file)), end="")
+        _, key_file, _ = _job_key(args, write=False)
+        print(render_script(profile, dispatcher=dispatcher, key_file=str(key_file)), end="")
         return 0
-    if args.max is not None:
-        import trio
+    key, key_file, source = _job_key(args, write=True)
+    assert key is not None
+    if args.max is None:
+        _check_dispatcher_key(dispatcher, key, source)
+        for job_id in start_jobs(profile, dispatcher, key_file, args.n):
+            print(job_id)
+        return 0
+    import trio
 
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-        minimum = args.min if args.min is not None else 0
-        tls = _tls_client(args)
-        trio.run(
-            lambda: autoscale(
-                profile,
-                args.dispatcher,
-                _key(str(key_file)),
-                key_file,
-                minimum,
-                args.max,
-                period=args.period,
-                tls=tls,
-            )
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    minimum = args.min if args.min is not None else 0
+    tls = _tls_client(args)
+    reason = trio.run(
+        lambda: autoscale(
+            profile, dispatcher, key, key_file, minimum, args.max, period=args.period, tls=tls
         )
-        return 0
-    for job_id in start_jobs(profile, args.dispatcher, key_file, args.n):
-        print(job_id)
+    )
+    print(f"grainlike up: {reason}", file=sys.stderr)
     return 0
 
 
 def _cmd_down(args: argparse.Namespace) -> int:
     from ._scale import stop_jobs
 
+    dispatcher = _address(args.dispatcher, "--dispatcher")
     key = None if args.no_drain else _key(args.key_file)
     tls = None if args.no_drain else _tls_client(args)
-    cancelled = stop_jobs(args.dispatcher, key, drain_timeout=args.drain_timeout, tls=tls)
+    cancelled = stop_jobs(dispatcher, key, drain_timeout=args.drain_timeout, tls=tls)
     print("cancelled: " + (", ".join(cancelled) if cancelled else "no recorded worker jobs"))
     return 0
 
@@ -329,9 +510,20 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="grainlike", description="A resource-typed task scheduler for Python."
     )
+    parser.add_argument("--version", action="version", version=f"grainlike {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    imports = argparse.ArgumentParser(add_help=False)
+    imports.add_argument(
+        "--import",
+        dest="imports",
+        action="append",
+        metavar="MODULE",
+        help="import MODULE first, e.g. one that registers a custom kind (repeatable)",
+    )
 
-    detect = commands.add_parser("detect", help="print the capacity a worker here would advertise")
+    detect = commands.add_parser(
+        "detect", parents=[imports], help="print the capacity a worker here would advertise"
+    )
     detect.add_argument("--resources", help="override detection per kind, e.g. cores:1,gpu:0")
     detect.add_argument("--json", action="store_true", help="print JSON instead of shorthand")
     detect.set_defaults(handler=_cmd_detect)
@@ -372,7 +564,9 @@ def _parser() -> argparse.ArgumentParser:
     progress.add_argument("--no-progress", dest="progress", action="store_false")
     run.set_defaults(handler=_cmd_run)
 
-    worker = commands.add_parser("worker", help="join a dispatcher and run its tasks")
+    worker = commands.add_parser(
+        "worker", parents=[imports], help="join a dispatcher and run its tasks"
+    )
     worker.add_argument("dispatcher", metavar="HOST:PORT", help="where the dispatcher listens")
     worker.add_argument(
         "--resources", help="override detection per kind, e.g. cores:4,token:bigmem"
@@ -439,6 +633,16 @@ def _parser() -> argparse.ArgumentParser:
     journal.add_argument("--json", action="store_true", help="print JSON")
     journal.set_defaults(handler=_cmd_journal)
 
+    report = commands.add_parser(
+        "report",
+        help="draw a run's event log: an HTML timeline report, a Chrome trace",
+        epilog="With neither -o nor --trace, writes EVENTS with the suffix .html.",
+    )
+    report.add_argument("events", metavar="EVENTS", help="the event log of `run --events`")
+    report.add_argument("-o", "--output", metavar="HTML", help="write the HTML report here")
+    report.add_argument("--trace", metavar="JSON", help="write a Chrome trace (Perfetto) here")
+    report.set_defaults(handler=_cmd_report)
+
     for command, text in (
         ("status", "show workers, tasks and why tasks wait"),
         ("quit", "drain workers whose id matches PATTERN"),
@@ -453,12 +657,59 @@ def _parser() -> argparse.ArgumentParser:
         _tls_client_arguments(sub)
         if command == "status":
             sub.add_argument("--json", action="store_true", help="print JSON")
+            sub.add_argument("--watch", action="store_true", help="redraw until Ctrl-C")
+            sub.add_argument(
+                "--interval", type=float, default=1.0, help="seconds between redraws (--watch)"
+            )
+            sub.add_argument("--count", type=int, help="stop after this many redraws (--watch)")
         sub.set_defaults(handler=_cmd_status if command == "status" else _cmd_quit)
     return parser
 
 
+def _usage_error(error: BaseException) -> BaseException | None:
+    """The error a user can fix that ``error`` is (or a group holds alone), else ``None``."""
+    import trio
+
+    if isinstance(error, BaseExceptionGroup):
+        leaves = [e for e in error.exceptions if not isinstance(e, trio.Cancelled)]
+        return _usage_error(leaves[0]) if len(leaves) == 1 else None
+    # An OSError here is about the user's files or addresses (a port in use, a missing events
+    # directory): what the user's own code raised never gets this far (`grainlike run`).
+    return error if isinstance(error, GrainlikeError | OSError) else None
+
+
+@contextmanager
+def _one_line_warnings(command: str) -> Iterator[None]:
+    """Show grainlike's own warnings (e.g. a typo in --resources) as one line each."""
+    package = str(Path(__file__).resolve().parent)
+    shown = warnings.showwarning
+
+    def show(
+        message: Warning | str,
+        category: type[Warning],
+        filename: str,
+        lineno: int,
+        file: TextIO | None = None,
+        line: str | None = None,
+    ) -> None:
+        if str(Path(filename).resolve()).startswith(package):
+            print(f"grainlike {command}: warning: {message}", file=sys.stderr)
+        else:
+            shown(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = show
+    try:
+        yield
+    finally:
+        warnings.showwarning = shown
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the ``grainlike`` command line; returns the exit status."""
+    """Run the ``grainlike`` command line; returns the exit status.
+
+    0: done; 1: the script's ``main`` raised (its traceback is printed) or, for ``quit``, no
+    worker matched; 2: a usage error, printed as one line naming the bad value.
+    """
     words = list(sys.argv[1:] if argv is None else argv)
     script_args: list[str] = []
     if "--" in words:  # what follows is the script's, not ours
@@ -467,8 +718,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(words)
     args.script_args = script_args
     handler: Command = args.handler
-    try:
-        return handler(args)
-    except GrainlikeError as error:
-        print(f"grainlike {args.command}: {error}", file=sys.stderr)
-        return 2
+    with _one_line_warnings(args.command):
+        try:
+            return handler(args)
+        except KeyboardInterrupt:
+            print(f"grainlike {args.command}: interrupted", file=sys.stderr)
+            return 130
+        except BaseException as error:
+            usage = _usage_error(error)
+            if usage is None:
+                raise
+            print(f"grainlike {args.command}: {usage}", file=sys.stderr)
+            return 2

@@ -3,8 +3,13 @@
 #
 # Follows shared/notes/slurm-on-this-machine.md: Debian's slurmctld/slurmd/munge, no systemd, the
 # daemons run as root (jobs run as root too, so any path on this machine, such as a project's
-# .venv/bin/python, works inside a job).  Idempotent: when the packages are installed, the config is
-# current and the node answers, it only checks and exits (well under 2 s).
+# .venv/bin/python, works inside a job).
+#
+# A Slurm that already runs here and has a node that takes jobs is left alone, whoever set it up:
+# the script only checks it and exits (well under 2 s).  GRAINLIKE_SLURM_RECONFIGURE=1 makes it
+# write its own configuration and restart the daemons all the same.  An existing slurm.conf is
+# copied to slurm.conf.bak-<time> before it is replaced.  scripts/test.sh skips this script when
+# GRAINLIKE_NO_SLURM=1.
 set -euo pipefail
 
 WAIT_SECONDS=${GRAINLIKE_SLURM_WAIT:-60}
@@ -19,6 +24,18 @@ die() {
     exit 1
 }
 say() { echo "setup-slurm: $*" >&2; }
+# die_with_logs MESSAGE LOG...: the last lines of each log, then the message (CI shows them).
+die_with_logs() {
+    local message=$1 log
+    shift
+    for log in "$@"; do
+        if [ -s "$log" ]; then
+            echo "setup-slurm: the last lines of $log:" >&2
+            tail -n 25 "$log" | sed 's/^/    /' >&2
+        fi
+    done
+    die "$message"
+}
 
 [ "$(id -u)" = 0 ] || die "must run as root (the daemons and the test jobs run as root)"
 
@@ -53,6 +70,22 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 getent passwd munge >/dev/null || die "the munge package did not create the user 'munge'"
 
+# --- a Slurm that runs already is not ours to change --------------------------------------------
+if [ "${GRAINLIKE_SLURM_RECONFIGURE:-}" != 1 ] && states=$(timeout 15 sinfo -h -o %T 2>/dev/null) &&
+    [ -n "$states" ]; then
+    for state in $states; do
+        case "$state" in
+        idle | mixed | allocated | completing)
+            say "a Slurm runs here already, with a node $state: leaving it as it is" \
+                "(GRAINLIKE_SLURM_RECONFIGURE=1 rewrites $CONF and restarts it)"
+            exit 0
+            ;;
+        esac
+    done
+    die "a Slurm runs here already but no node takes jobs (states: $(echo $states));" \
+        "not touching it: fix it, or rerun with GRAINLIKE_SLURM_RECONFIGURE=1"
+fi
+
 # --- munge --------------------------------------------------------------------------------------
 install -d -o munge -g munge -m 0700 /etc/munge /var/lib/munge /var/log/munge
 install -d -o munge -g munge -m 0755 /run/munge
@@ -64,7 +97,8 @@ chmod 0400 /etc/munge/munge.key
 if ! munge -n 2>/dev/null | unmunge >/dev/null 2>&1; then
     say "starting munged"
     rm -f /run/munge/munged.pid
-    runuser -u munge -- /usr/sbin/munged || die "munged did not start (see /var/log/munge)"
+    runuser -u munge -- /usr/sbin/munged ||
+        die_with_logs "munged did not start" /var/log/munge/munged.log
     for _ in $(seq 50); do
         munge -n 2>/dev/null | unmunge >/dev/null 2>&1 && break
         sleep 0.1
@@ -120,8 +154,14 @@ EOF
 install -d -m 0755 "$CONF_DIR" "$LOG_DIR" /var/spool/slurmctld /var/spool/slurmd
 changed=""
 if [ ! -f "$CONF" ] || [ "$(cat "$CONF")" != "$wanted" ]; then
-    printf '%s\n' "$wanted" >"$CONF"
-    chmod 0644 "$CONF"
+    if [ -f "$CONF" ]; then
+        backup=$CONF.bak-$(date +%Y%m%d-%H%M%S)
+        cp -p "$CONF" "$backup"
+        say "kept the previous configuration as $backup"
+    fi
+    printf '%s\n' "$wanted" >"$CONF.new"
+    chmod 0644 "$CONF.new"
+    mv "$CONF.new" "$CONF"
     changed=1
     say "wrote $CONF (node $host, $cpus CPUs, ${real_mb} MB)"
 fi
@@ -154,11 +194,11 @@ if [ -n "$changed" ]; then
 fi
 if ! running "$CTLD_PID" slurmctld; then
     say "starting slurmctld"
-    slurmctld || die "slurmctld did not start (see $LOG_DIR/slurmctld.log)"
+    slurmctld || die_with_logs "slurmctld did not start" "$LOG_DIR/slurmctld.log"
 fi
 if ! running "$SLURMD_PID" slurmd; then
     say "starting slurmd"
-    slurmd || die "slurmd did not start (see $LOG_DIR/slurmd.log)"
+    slurmd || die_with_logs "slurmd did not start" "$LOG_DIR/slurmd.log"
 fi
 
 # --- wait for the node --------------------------------------------------------------------------
@@ -178,8 +218,8 @@ while :; do
         ;;
     esac
     if [ "$SECONDS" -ge "$deadline" ]; then
-        die "node $host is '${state:-not listed}' after ${WAIT_SECONDS} s, not idle" \
-            "(see $LOG_DIR/slurmctld.log and $LOG_DIR/slurmd.log)"
+        die_with_logs "node $host is '${state:-not listed}' after ${WAIT_SECONDS} s, not idle" \
+            "$LOG_DIR/slurmctld.log" "$LOG_DIR/slurmd.log"
     fi
     sleep 0.5
 done

@@ -7,9 +7,11 @@ and submitted the same way.  Imports only the resource layer; the command line d
 from ._ledger import SubmittedJob as SubmittedJob
 from ._ledger import default_state_dir as default_state_dir
 from ._ledger import forget_jobs as forget_jobs
+from ._ledger import job_key_file as job_key_file
 from ._ledger import jobs_file as jobs_file
 from ._ledger import record_jobs as record_jobs
 from ._ledger import recorded_jobs as recorded_jobs
+from ._ledger import write_job_key as write_job_key
 from ._profile import PROFILE_KEYS as PROFILE_KEYS
 from ._profile import SYSTEMS as SYSTEMS
 from ._profile import Profile as Profile

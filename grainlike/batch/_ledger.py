@@ -1,7 +1,8 @@
 """The record of worker jobs that ``grainlike up`` submitted, so ``grainlike down`` cancels those.
 
 One small JSON file per dispatcher in a state directory (``$XDG_STATE_HOME/grainlike`` or
-``~/.local/state/grainlike`` unless the caller names another), replaced atomically on change.
+``~/.local/state/grainlike`` unless the caller names another), replaced atomically on change;
+next to it, the key file its jobs read when the key came from ``GRAINLIKE_KEY``.
 """
 
 from __future__ import annotations
@@ -23,9 +24,11 @@ __all__ = [
     "SubmittedJob",
     "default_state_dir",
     "forget_jobs",
+    "job_key_file",
     "jobs_file",
     "record_jobs",
     "recorded_jobs",
+    "write_job_key",
 ]
 
 
@@ -51,10 +54,42 @@ def default_state_dir(environ: Mapping[str, str] | None = None) -> Path:
     return Path(base) / "grainlike"
 
 
+def _state_file(prefix: str, dispatcher: str, suffix: str, state_dir: Path | None) -> Path:
+    safe = re.sub(r"[^A-Za-z0-9._-]", "_", dispatcher)
+    return (state_dir or default_state_dir()) / f"{prefix}-{safe}{suffix}"
+
+
 def jobs_file(dispatcher: str, *, state_dir: Path | None = None) -> Path:
     """The file that records the jobs submitted for ``dispatcher`` (``HOST:PORT``)."""
-    safe = re.sub(r"[^A-Za-z0-9._-]", "_", dispatcher)
-    return (state_dir or default_state_dir()) / f"jobs-{safe}.json"
+    return _state_file("jobs", dispatcher, ".json", state_dir)
+
+
+def job_key_file(dispatcher: str, *, state_dir: Path | None = None) -> Path:
+    """The key file that jobs for ``dispatcher`` read when the key came from no file."""
+    return _state_file("key", dispatcher, "", state_dir)
+
+
+def write_job_key(dispatcher: str, key: bytes, *, state_dir: Path | None = None) -> Path:
+    """Write ``key`` (as hex, mode 0600 from the start) where jobs for ``dispatcher`` read it.
+
+    For a key that lives in no file (``GRAINLIKE_KEY``): a job script names a key file, so that
+    the key never appears in the script, on a command line or in the batch system's records.
+    An earlier key there is replaced atomically, so a job never reads half of either.
+
+    Returns:
+        The file's absolute path.
+    """
+    file = job_key_file(dispatcher, state_dir=state_dir).absolute()
+    file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    descriptor, temporary = tempfile.mkstemp(prefix=f".{file.name}.", dir=file.parent)
+    try:
+        with os.fdopen(descriptor, "w", encoding="ascii") as stream:
+            stream.write(key.hex() + "\n")
+        os.replace(temporary, file)
+    except BaseException:
+        os.unlink(temporary)
+        raise
+    return file
 
 
 def _job(entry: object, file: Path) -> SubmittedJob:

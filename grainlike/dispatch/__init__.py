@@ -32,5 +32,3 @@ from ._learned import LearnedLimits as LearnedLimits
 from ._learned import LearningRule as LearningRule
 from ._server import ServerConfig as ServerConfig
 from ._server import serve_workers as serve_workers
-from ._status import StatusSnapshot as StatusSnapshot
-from ._status import status_report as status_report

@@ -50,9 +50,12 @@ class Pipelines:
     _order: Iterator[int] = attrs.field(factory=itertools.count)
 
     def begin(self, placement: Placement) -> None:
-        """A task was placed on a pipelining worker: later tasks may chain behind it."""
+        """A task was placed on a pipelining worker: later tasks may chain behind it, when its
+        shape's tasks are short enough to chain at all (else no chain is made)."""
         task = placement.task
         key = task.key
+        if not self.depth(key, placement.worker):
+            return
         chain = Chain(placement.worker, key, placement.allocation, placement.pool_allocation)
         chain.tasks.append(task)
         task.chain = chain

@@ -7,6 +7,7 @@ so it can be tested and benchmarked without an event loop.
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections.abc import Callable, Iterator
 
@@ -43,12 +44,30 @@ class Placement:
 class _CapacityClass:
     """Workers whose total capacity is the same: one eligibility check serves them all."""
 
-    __slots__ = ("buckets", "eligible", "total")
+    __slots__ = ("buckets", "eligible", "free_counts", "total")
 
     def __init__(self, total: Resources) -> None:
         self.total = total
+        #: Workers by free core count; ``free_counts`` holds the counts in order, so that best
+        #: fit walks them without sorting.
         self.buckets: dict[int, dict[WorkerState, None]] = {}
+        self.free_counts: list[int] = []
         self.eligible: dict[int, tuple[Resources, bool]] = {}
+
+    def put(self, worker: WorkerState) -> None:
+        bucket = self.buckets.get(worker.free_cores)
+        if bucket is None:
+            bucket = self.buckets[worker.free_cores] = {}
+            bisect.insort(self.free_counts, worker.free_cores)
+        bucket[worker] = None
+
+    def take(self, worker: WorkerState) -> None:
+        free = worker.free_cores
+        bucket = self.buckets[free]
+        del bucket[worker]
+        if not bucket:
+            del self.buckets[free]
+            del self.free_counts[bisect.bisect_left(self.free_counts, free)]
 
     def can_ever_fit(self, request: Resources) -> bool:
         cached = self.eligible.get(id(request))
@@ -101,24 +120,22 @@ class WorkerIndex:
         if group is None:
             group = self._classes[signature] = _CapacityClass(static)
         self._workers[worker.id] = (worker, group)
-        group.buckets.setdefault(worker.free_cores, {})[worker] = None
+        group.put(worker)
         self._pipelining += worker.pipeline > 0
 
     def remove(self, worker: WorkerState) -> None:
         """Forget a worker."""
         _, group = self._workers.pop(worker.id)
         self._pipelining -= worker.pipeline > 0
-        bucket = group.buckets[worker.free_cores]
-        del bucket[worker]
-        if not bucket:
-            del group.buckets[worker.free_cores]
+        group.take(worker)
 
     def allocate(self, worker: WorkerState, request: Resources) -> Resources:
         """Allocate on ``worker`` and keep the index current."""
         allocation = worker.capacity.alloc(request)
         cores = allocation.get(Cores)
-        if cores is not None:
-            self._move(worker, worker.free_cores - cores.N)
+        # A task without cores leaves the worker in its bucket: moving it to the back spreads
+        # such tasks over equal workers instead of piling them on the first.
+        self._move(worker, worker.free_cores - (cores.N if cores is not None else 0))
         return allocation
 
     def release(self, worker: WorkerState, allocation: Resources) -> None:
@@ -129,13 +146,10 @@ class WorkerIndex:
             self._move(worker, worker.free_cores + cores.N)
 
     def _move(self, worker: WorkerState, free: int) -> None:
-        buckets = self._workers[worker.id][1].buckets
-        bucket = buckets[worker.free_cores]
-        del bucket[worker]
-        if not bucket:
-            del buckets[worker.free_cores]
+        group = self._workers[worker.id][1]
+        group.take(worker)
         worker.free_cores = free
-        buckets.setdefault(free, {})[worker] = None
+        group.put(worker)
 
     def best_fit(
         self,
@@ -145,8 +159,9 @@ class WorkerIndex:
     ) -> WorkerState | None:
         """The accepting worker that fits ``request`` now with the fewest free cores left over.
 
-        Ties go to the worker that has been in its bucket longest, so the choice is
-        deterministic for the same history.  Workers found not to fit are added to
+        Ties go to the worker that has been in its bucket longest (the one placed on least
+        recently), so the choice is deterministic for the same history and tasks that take no
+        cores go round the equal workers.  Workers found not to fit are added to
         ``blocked`` and skipped on later calls (within one placement pass capacities only
         shrink, so they cannot start to fit).
         """
@@ -156,8 +171,8 @@ class WorkerIndex:
         for group in self._classes.values():
             if not group.buckets or not group.can_ever_fit(request):
                 continue
-            buckets = group.buckets
-            for free in sorted(k for k in buckets if k >= need):
+            buckets, counts = group.buckets, group.free_counts
+            for free in counts[bisect.bisect_left(counts, need) :]:
                 if best is not None and free >= best.free_cores:
                     break
                 found = None

@@ -118,7 +118,7 @@ class ServerConfig:
     heartbeat_interval: float = attrs.field(default=1.0, validator=_positive_seconds)
     heartbeat_timeout: float = attrs.field(default=10.0, validator=_positive_seconds)
     handshake_timeout: float = attrs.field(default=10.0, validator=_positive_seconds)
-    max_pending_handshakes: int = attrs.field(default=64, validator=_positive_whole)
+    max_pending_handshakes: int = attrs.field(default=128, validator=_positive_whole)
     max_frame: int = attrs.field(default=DEFAULT_MAX_FRAME, validator=_frame_limit)
     pipeline_depth: int = attrs.field(default=32, validator=_whole)
 

@@ -6,12 +6,13 @@ Pure and synchronous; imports nothing from the rest of grainlike but its excepti
 from .._exceptions import InsufficientResourcesError as InsufficientResourcesError
 from .._exceptions import ResourceError as ResourceError
 from ._combined import ZERO as ZERO
-from ._combined import Node as Node
 from ._combined import Resources as Resources
 from ._combined import as_resources as as_resources
 from ._cores import GPU as GPU
 from ._cores import Cores as Cores
+from ._grammar import Node as Node
 from ._grammar import ResourceSpec as ResourceSpec
+from ._grammar import near_kind as near_kind
 from ._grammar import parse_resources as parse_resources
 from ._grammar import with_overrides as with_overrides
 from ._idset import IdSet as IdSet

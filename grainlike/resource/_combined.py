@@ -1,4 +1,11 @@
-"""Combinations of kinds: ``a & b``, ``ZERO`` and ``Node``."""
+"""Combinations of kinds: ``a & b`` and ``ZERO``.
+
+This module knows kinds only through the ``Kind`` protocol and the registry: each kind declares
+its Grain-style shortcuts (``Cores.shortcuts``), so that ``Resources.c`` finds its part without
+naming ``Cores`` here.  ``Kind`` and ``Resources`` are defined in terms of each other (a kind
+combines into resources with ``&``): that one tie is kept behind function-local imports in
+``_kind.py``, and the layering test allows exactly it.
+"""
 
 from __future__ import annotations
 
@@ -6,25 +13,11 @@ from collections.abc import Iterator
 from typing import Any, TypeVar, overload
 
 from .._exceptions import InsufficientResourcesError, ResourceError
-from ._cores import GPU, Cores
-from ._kind import Kind, kind_for_name
-from ._labels import Counter
-from ._memory import Memory
-from ._wtime import WTime
+from ._kind import Kind, kind_for_name, shortcut_owner
 
-__all__ = ["SHORTCUTS", "ZERO", "Node", "Resources", "as_resources"]
+__all__ = ["ZERO", "Resources", "as_resources"]
 
 K = TypeVar("K", bound=Kind)
-
-#: Shortcut attribute -> (kind class, attribute on that kind).
-SHORTCUTS: dict[str, tuple[type[Kind], str]] = {
-    "c": (Cores, "c"),
-    "N": (Cores, "N"),
-    "M": (Memory, "M"),
-    "T": (WTime, "T"),
-    "softT": (WTime, "softT"),
-    "gpus": (GPU, "ids"),
-}
 
 
 class Resources:
@@ -237,8 +230,11 @@ class Resources:
                 if part.label == kind or (registered and isinstance(part, registered)):
                     return part
             return None
-        if kind is Counter:
-            raise ResourceError("get(Counter): look a counter up by its name, e.g. get('license')")
+        if kind.named_by_instance:
+            raise ResourceError(
+                f"get({kind.__name__}): look a {kind.__name__.lower()} up by its name, "
+                "e.g. get('license')"
+            )
         return self._kinds.get(kind)
 
     @overload
@@ -253,13 +249,13 @@ class Resources:
         return part
 
     def _shortcut(self, attribute: str) -> Any:
-        kind, name = SHORTCUTS[attribute]
+        kind = shortcut_owner(attribute)
         part = self._kinds.get(kind)
         if part is None:
             raise AttributeError(
                 f"{attribute}: {self!r} holds no {kind.__name__}, so it has no .{attribute}"
             )
-        return getattr(part, name)
+        return getattr(part, kind.shortcuts[attribute])
 
     # Real properties rather than __getattr__, so that type checkers know the shortcuts.
     @property
@@ -347,8 +343,3 @@ def as_resources(value: Kind | Resources) -> Resources:
 
 #: The empty request: every capacity satisfies it.
 ZERO = Resources()
-
-
-def Node(N: int = 1, M: float | str = 1) -> Resources:  # Grain's names
-    """Grain's shorthand for ``Cores(N) & Memory(M)``."""
-    return Cores(N) & Memory(M)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from ._idset import IdSet
 from ._kind import register_kind
 
@@ -18,6 +20,7 @@ class Cores(IdSet):
     name = "cores"
     order = 0
     unit = "core"
+    shortcuts: ClassVar[dict[str, str]] = {"c": "c", "N": "N"}
 
     @property
     def c(self) -> list[int]:
@@ -35,6 +38,7 @@ class GPU(IdSet):
     name = "gpu"
     order = 2
     unit = "GPU"
+    shortcuts: ClassVar[dict[str, str]] = {"gpus": "ids"}
 
 
 register_kind(Cores, "core", "cpu", "cpus")

@@ -15,7 +15,7 @@ from .._exceptions import InsufficientResourcesError, ResourceError
 if TYPE_CHECKING:
     from ._combined import Resources
 
-__all__ = ["Kind", "kind_for_name", "register_kind", "registered_kinds"]
+__all__ = ["Kind", "kind_for_name", "register_kind", "registered_kinds", "shortcut_owner"]
 
 
 class Kind:
@@ -33,6 +33,12 @@ class Kind:
     name: ClassVar[str] = ""
     #: Position in printed shorthand; built-ins first, then everything else by label.
     order: ClassVar[int] = 100
+    #: Grain-style shortcuts an allocation answers for this kind: ``{"c": "c"}`` makes
+    #: ``res.c`` the ``c`` of the ``Cores`` part.
+    shortcuts: ClassVar[dict[str, str]] = {}
+    #: Whether instances of this class are different kinds told apart by name (counters), so
+    #: that ``res.get(cls)`` cannot say which one is meant.
+    named_by_instance: ClassVar[bool] = False
 
     # Annotated with runtime names only: cattrs resolves the hints of registered attrs kinds.
     _live: dict[int, object] | None
@@ -193,9 +199,9 @@ class Kind:
         return as_resources(self)[kind]
 
     def __getattr__(self, attribute: str) -> Any:
-        from ._combined import SHORTCUTS, as_resources
+        from ._combined import as_resources
 
-        if attribute in SHORTCUTS:
+        if not attribute.startswith("_") and _SHORTCUTS.get(attribute) is not None:
             return getattr(as_resources(self), attribute)
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {attribute!r}")
 
@@ -238,6 +244,8 @@ class Kind:
 
 _REGISTRY: dict[str, type[Kind]] = {}
 _ALIASES: dict[str, str] = {}
+#: Shortcut attribute -> the registered kind that declares it.
+_SHORTCUTS: dict[str, type[Kind]] = {}
 
 
 #: Words no registered kind may use: the wire tags counters with "counter".
@@ -266,10 +274,23 @@ def register_kind(cls: type[Kind], *aliases: str) -> type[Kind]:
             raise ResourceError(
                 f"register_kind({cls.__name__}): name {word!r} is taken by {taken.__name__}"
             )
+    for shortcut in cls.shortcuts:
+        owner = _SHORTCUTS.get(shortcut)
+        if owner is not None and owner is not cls:
+            raise ResourceError(
+                f"register_kind({cls.__name__}): shortcut .{shortcut} is taken by {owner.__name__}"
+            )
     _REGISTRY[cls.name] = cls
     for alias in aliases:
         _ALIASES[alias] = cls.name
+    for shortcut in cls.shortcuts:
+        _SHORTCUTS[shortcut] = cls
     return cls
+
+
+def shortcut_owner(attribute: str) -> type[Kind]:
+    """The registered kind whose shortcut ``attribute`` is (``.c`` is ``Cores``'s)."""
+    return _SHORTCUTS[attribute]
 
 
 def kind_for_name(word: str) -> type[Kind] | None:

@@ -79,6 +79,7 @@ class Counter(Kind):
     __slots__ = ("_free", "_n", "counter")
 
     order = 50
+    named_by_instance = True
     counter: str
     _n: int
     _free: int

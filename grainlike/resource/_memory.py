@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Self
+from typing import ClassVar, Self
 
 from .._exceptions import ResourceError
 from ._kind import Kind, register_kind
@@ -22,6 +22,7 @@ class Memory(Kind):
 
     name = "mem"
     order = 1
+    shortcuts: ClassVar[dict[str, str]] = {"M": "M"}
     _kib: int
     _free: int
 

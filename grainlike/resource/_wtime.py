@@ -6,7 +6,7 @@ import math
 import re
 import time
 from collections.abc import Callable
-from typing import Self
+from typing import ClassVar, Self
 
 from .._exceptions import ResourceError
 from ._kind import Kind, register_kind
@@ -48,6 +48,7 @@ class WTime(Kind):
 
     name = "wtime"
     order = 3
+    shortcuts: ClassVar[dict[str, str]] = {"T": "T", "softT": "softT"}
     _T: float | None
     _softT: float | None
     _deadline: float

@@ -11,6 +11,7 @@ from ._auth import authenticate_as_server as authenticate_as_server
 from ._call import Call as Call
 from ._call import CallPacker as CallPacker
 from ._call import CallUnpacker as CallUnpacker
+from ._call import check_executor as check_executor
 from ._converter import make_converter as make_converter
 from ._dial import open_connection as open_connection
 from ._dial import parse_address as parse_address

@@ -71,8 +71,9 @@ def _greeting(role: bytes, nonce: bytes, proof: bytes = b"") -> bytes:
 async def _receive(framed: FramedStream, what: str) -> bytes:
     try:
         return await framed.receive(max_size=_HANDSHAKE_LIMIT)
-    except trio.EndOfChannel:
-        raise ProtocolError(f"the peer closed the connection before sending its {what}") from None
+    except trio.EndOfChannel as end:
+        # The cause tells a dialler that the peer hung up at once (a busy dispatcher does).
+        raise ProtocolError(f"the peer closed the connection before sending its {what}") from end
     except ProtocolError as exc:
         raise ProtocolError(f"not a grainlike peer: bad {what}: {exc}") from exc
 

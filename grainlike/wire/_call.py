@@ -6,6 +6,11 @@ the packer pickles each distinct function once per connection (tasks of one func
 bytes), the unpacker unpickles each distinct function once.  Both ends of a connection (the
 dispatcher and a remote worker, or a worker and its pool children) keep one of each.
 
+``executor`` says where a sync function runs on its worker: ``"process"`` (the default: a warm
+child process pinned to the task's cores) or ``"thread"`` (a thread of the worker's process, for
+code that must share memory with it).  An async function ignores it: it runs on the worker's
+event loop.
+
 A payload that cannot be unpickled still becomes a ``Call``: one that raises a
 ``TaskFailedError`` saying so, so that the task takes its turn and its caller hears why.
 """
@@ -17,21 +22,43 @@ from typing import Any
 
 import attrs
 
-from .._exceptions import TaskFailedError
+from .._exceptions import ConfigError, TaskFailedError
 from ._payload import dumps_payload, loads_payload
 
-__all__ = ["Call", "CallPacker", "CallUnpacker"]
+__all__ = ["EXECUTORS", "Call", "CallPacker", "CallUnpacker", "check_executor"]
+
+#: Where a sync function may run on its worker.
+EXECUTORS = ("process", "thread")
+
+
+def check_executor(value: object) -> str:
+    """``value`` when it names an executor; ``ConfigError`` naming it otherwise."""
+    if not isinstance(value, str) or value not in EXECUTORS:
+        raise ConfigError(f"executor={value!r}: choose 'process' or 'thread'")
+    return value
+
+
+def _check_executor(instance: object, attribute: object, value: object) -> None:
+    check_executor(value)
 
 
 @attrs.frozen(slots=True)
 class Call:
     """One call of a function: ``fn(*args, **kwargs)``; ``is_async`` when ``fn`` is a coroutine
-    function (it then runs on the worker's event loop)."""
+    function (it then runs on the worker's event loop), else ``executor`` says where it runs."""
 
     fn: Callable[..., Any]
     args: tuple[Any, ...] = ()
     kwargs: dict[str, Any] = attrs.field(factory=dict)
     is_async: bool = False
+    executor: str = attrs.field(default="process", validator=_check_executor)
+
+    @property
+    def name(self) -> str:
+        """The function's name, as errors and events show it."""
+        fn: Any = self.fn
+        name = str(getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or fn)
+        return name.rpartition("<locals>.")[2]  # a nested function by its own name
 
 
 class CallPacker:
@@ -53,7 +80,9 @@ class CallPacker:
 
     def pack(self, call: Call) -> bytes:
         """The bytes of ``call``; raises what pickling raises for an unpicklable argument."""
-        return dumps_payload((self.function_bytes(call.fn), call.args, call.kwargs, call.is_async))
+        return dumps_payload(
+            (self.function_bytes(call.fn), call.args, call.kwargs, call.is_async, call.executor)
+        )
 
 
 class CallUnpacker:
@@ -69,11 +98,11 @@ class CallUnpacker:
         ``TaskFailedError`` naming task ``task_id`` and the reason."""
         try:
             unpacked: Any = loads_payload(data)
-            fn_bytes, args, kwargs, is_async = unpacked
+            fn_bytes, args, kwargs, is_async, executor = unpacked
             fn: Any = self._functions.get(fn_bytes)
             if fn is None:
                 fn = self._functions[fn_bytes] = loads_payload(fn_bytes)
-            return Call(fn, tuple(args), dict(kwargs), bool(is_async))
+            return Call(fn, tuple(args), dict(kwargs), bool(is_async), executor)
         except Exception as error:
             failure = TaskFailedError(
                 f"task {task_id} could not be unpickled on this worker: {error}"

@@ -5,13 +5,14 @@ Workers and the ``status``/``quit`` clients connect the same way, so they share 
 
 from __future__ import annotations
 
+import os
 import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import trio
 
-from .._exceptions import AuthenticationError, ConfigError, GrainlikeError
+from .._exceptions import AuthenticationError, ConfigError, GrainlikeError, ProtocolError
 from ._auth import authenticate_as_client
 from ._framing import DEFAULT_MAX_FRAME, FramedStream
 
@@ -44,12 +45,19 @@ async def _tcp(host: str, port: int, connect_timeout: float) -> trio.SocketStrea
         except OSError as error:
             if trio.current_time() + delay > deadline:
                 waited = f" within {connect_timeout:g}s" if connect_timeout > 0 else ""
-                reason = error.strerror or str(error)
+                reason = _why(error)
                 raise GrainlikeError(
                     f"cannot reach the dispatcher at {host}:{port}{waited}: {reason}"
                 ) from None
             await trio.sleep(delay)
             delay = min(delay * 2, 2.0)
+
+
+def _why(error: OSError) -> str:
+    """The system's word for a failed connect (trio wraps one error per address tried)."""
+    causes = getattr(error.__cause__, "exceptions", ())
+    reasons = {os.strerror(c.errno).lower() for c in causes if isinstance(c, OSError) and c.errno}
+    return ", ".join(sorted(reasons)) or error.strerror or str(error)
 
 
 @asynccontextmanager
@@ -82,25 +90,76 @@ async def open_connection(
     """
     host, port = parse_address(address)
     host = host or "127.0.0.1"
+    deadline = trio.current_time() + connect_timeout
+    delay = 0.1
+    while True:
+        framed = await _authenticated(
+            address,
+            host,
+            port,
+            key,
+            tls,
+            server_hostname,
+            max_frame,
+            connect_timeout,
+            handshake_timeout,
+        )
+        if framed is not None:
+            break
+        # A dispatcher with many handshakes pending closes new connections at once: a burst
+        # of workers starting together retries for as long as it may keep trying.
+        if trio.current_time() + delay > deadline:
+            raise GrainlikeError(
+                f"the dispatcher at {address} kept closing the connection before the handshake"
+            )
+        await trio.sleep(delay)
+        delay = min(delay * 2, 2.0)
+    async with framed:
+        yield framed
+
+
+async def _authenticated(
+    address: str,
+    host: str,
+    port: int,
+    key: bytes,
+    tls: ssl.SSLContext | None,
+    server_hostname: str | None,
+    max_frame: int,
+    connect_timeout: float,
+    handshake_timeout: float,
+) -> FramedStream | None:
+    """One attempt: TCP, TLS, framing, authentication; ``None`` when the dispatcher hung up
+    before its greeting."""
     stream: trio.abc.Stream = await _tcp(host, port, connect_timeout)
     if tls is not None:
         stream = trio.SSLStream(stream, tls, server_hostname=server_hostname or host)
-    async with FramedStream(stream, max_frame=max_frame) as framed:
-        try:
-            with trio.fail_after(handshake_timeout):
-                await authenticate_as_client(framed, key)
-        except trio.TooSlowError:
-            raise GrainlikeError(
-                f"the dispatcher at {address} did not complete the handshake within "
-                f"{handshake_timeout:g}s"
+    framed = FramedStream(stream, max_frame=max_frame)
+    try:
+        with trio.fail_after(handshake_timeout):
+            await authenticate_as_client(framed, key)
+    except trio.TooSlowError:
+        await trio.aclose_forcefully(framed)
+        raise GrainlikeError(
+            f"the dispatcher at {address} did not complete the handshake within "
+            f"{handshake_timeout:g}s"
+        ) from None
+    except ProtocolError as error:
+        await trio.aclose_forcefully(framed)
+        if isinstance(error.__cause__, trio.EndOfChannel):
+            return None
+        raise
+    except trio.BrokenResourceError as error:
+        await trio.aclose_forcefully(framed)
+        if isinstance(error.__cause__, ssl.SSLError):  # e.g. not the pinned certificate
+            raise AuthenticationError(
+                f"TLS with the dispatcher at {address} failed: {error.__cause__}"
             ) from None
-        except trio.BrokenResourceError as error:
-            if isinstance(error.__cause__, ssl.SSLError):  # e.g. not the pinned certificate
-                raise AuthenticationError(
-                    f"TLS with the dispatcher at {address} failed: {error.__cause__}"
-                ) from None
-            detail = f": {error}" if str(error) else ""
-            raise GrainlikeError(
-                f"the connection to the dispatcher at {address} broke during the handshake{detail}"
-            ) from None
-        yield framed
+        detail = f": {error}" if str(error) else ""
+        raise GrainlikeError(
+            f"the connection to the dispatcher at {address} broke during the handshake{detail}"
+        ) from None
+    except BaseException:
+        await trio.aclose_forcefully(framed)
+        raise
+    return framed

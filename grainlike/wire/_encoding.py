@@ -1,7 +1,8 @@
 """Messages as bytes: the msgpack array ``[tag, body]``.
 
 ``tag`` is the message class name, ``body`` the map of its fields as the converter of
-``_converter.py`` unstructures them.  Decoding is strict and raises only ``ProtocolError``.
+``_converter.py`` unstructures them, or, for the three messages that carry every task, the
+positional arrays of ``_hot.py``.  Decoding is strict and raises only ``ProtocolError``.
 """
 
 from __future__ import annotations
@@ -13,12 +14,15 @@ import msgpack
 from .._exceptions import ProtocolError
 from ._checks import short
 from ._converter import make_converter
+from ._hot import HotCodec
+from ._kind_codec import KindCodec
 from ._messages import MESSAGE_TYPES, Message
 
 __all__ = ["decode", "encode"]
 
 _BY_TAG: Final[dict[str, type[Message]]] = {cls.__name__: cls for cls in MESSAGE_TYPES}
 _CONVERTER: Final = make_converter()
+_HOT: Final = HotCodec(KindCodec(_CONVERTER))
 
 
 def encode(message: Message) -> bytes:
@@ -31,7 +35,8 @@ def encode(message: Message) -> bytes:
     tag = type(message).__name__
     if _BY_TAG.get(tag) is not type(message):
         raise TypeError(f"encode({message!r}): not a grainlike wire message")
-    body = _CONVERTER.unstructure(message)
+    hot = _HOT.encoders.get(type(message))
+    body = hot(message) if hot is not None else _CONVERTER.unstructure(message)
     data: bytes = msgpack.packb([tag, body], use_bin_type=True)
     return data
 
@@ -53,8 +58,9 @@ def decode(data: bytes) -> Message:
     cls = _BY_TAG.get(tag)
     if cls is None:
         raise ProtocolError(f"unknown message tag {tag!r}")
+    hot = _HOT.decoders.get(cls)
     try:
-        message: Message = _CONVERTER.structure(body, cls)
+        message: Message = hot(body) if hot is not None else _CONVERTER.structure(body, cls)
     except ProtocolError as exc:
         raise ProtocolError(f"malformed {tag} message: {exc}") from exc
     except Exception as exc:  # cattrs and attrs validators raise many types for bad fields

@@ -1,4 +1,4 @@
-"""The worker: capacity detection, task execution and enforcement."""
+"""The worker: capacity detection, task execution (its process pool too) and enforcement."""
 
 from ._context import GVAR as GVAR
 from ._context import TaskContext as TaskContext
@@ -12,7 +12,6 @@ from ._memlimit import Headroom as Headroom
 from ._memlimit import MemoryInfo as MemoryInfo
 from ._nvml import GPUDevice as GPUDevice
 from ._nvml import GPUInfo as GPUInfo
-from ._process import allocation_environment as allocation_environment
 from ._process import run_process as run_process
 from ._remote import WorkerOptions as WorkerOptions
 from ._remote import serve_worker as serve_worker

@@ -1,4 +1,5 @@
-"""Running one task: a coroutine on the event loop, or a sync function in a worker thread."""
+"""Running one task on the worker's own process: a coroutine on the event loop, or a sync
+function in a worker thread (``executor="thread"``; the process pool is ``_pool.py``)."""
 
 from __future__ import annotations
 
@@ -41,21 +42,24 @@ async def run_work(
     thread, which Python cannot interrupt: it gets ``TooSlowError`` when it returns late.
     ``trio.Cancelled`` is not captured: it belongs to whoever cancelled.
     """
-    fn, args, kwargs, is_async = work.fn, work.args, work.kwargs, work.is_async
+    fn, args, kwargs = work.fn, work.args, work.kwargs
+    task = f"task {context.task_id} ({work.name})"
     set_task_context(context)
     try:
-        if is_async:
+        if work.is_async:
             if hard_limit is None:
                 return outcome.Value(await fn(*args, **kwargs))
-            with trio.fail_after(hard_limit):
+            with trio.move_on_after(hard_limit) as limit:
                 return outcome.Value(await fn(*args, **kwargs))
+            assert limit.cancelled_caught
+            raise trio.TooSlowError(f"{task} ran past its hard limit of {hard_limit:g}s")
         call = functools.partial(fn, *args, **kwargs)
         start = trio.current_time()
         value = await trio.to_thread.run_sync(call, limiter=limiter)
         if hard_limit is not None and trio.current_time() - start > hard_limit:
             raise trio.TooSlowError(
-                f"{getattr(fn, '__name__', fn)!s} ran {trio.current_time() - start:.1f}s, past its "
-                f"hard limit of {hard_limit:g}s"
+                f"{task} ran {trio.current_time() - start:.1f}s, past its hard limit of "
+                f"{hard_limit:g}s (a thread cannot be stopped: use the process executor)"
             )
         return outcome.Value(value)
     except Exception as error:

@@ -1,7 +1,12 @@
-"""The embedded worker: runs tasks in the dispatcher's own process and event loop."""
+"""The worker's task runner: async tasks on its event loop, sync tasks in its process pool.
+
+The embedded worker runs in the dispatcher's own process; the remote worker process runs one
+too, behind a reporter that batches messages onto the wire.
+"""
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Sequence
 from typing import Any, Protocol
 
@@ -12,6 +17,7 @@ import trio
 from ..wire import Usage
 from ._context import TaskContext
 from ._execute import Assignment, run_work
+from ._pool import ProcessPool
 
 __all__ = ["LocalWorker", "Reporter"]
 
@@ -43,6 +49,16 @@ class LocalWorker:
     worker runs its tasks through one too, and so honours ``after``: a task sent ahead waits
     for the task it follows.  In the dispatcher's own process nothing is gained by sending
     tasks ahead, so ``pipeline`` is 0 there.
+
+    A sync function runs in a child of the worker's ``pool`` (``executor="process"``, the
+    default) or in a worker thread (``executor="thread"``, at most ``thread_limit`` at once).
+
+    Tasks start in the order they are handed over, every time: each *runner* (a trio task)
+    takes the next ready task when it starts, and only then spawns the runner for the one after
+    (trio runs the tasks spawned in one batch in either order).  A runner whose task ended goes
+    on with the task that follows in the same allocation (a pipelined heir, or the one the
+    dispatcher handed over while it reported), so a stream of short tasks costs no trio task
+    each.
     """
 
     worker_id: str
@@ -53,21 +69,35 @@ class LocalWorker:
     _nursery: trio.Nursery | None = None
     _scopes: dict[int, trio.CancelScope] = attrs.field(factory=dict)
     _next: dict[int, Assignment] = attrs.field(factory=dict)
+    _ready: deque[Assignment] = attrs.field(factory=deque)
+    _spawning: bool = False
+    _reporting: bool = False
     _draining: str | None = None
     _limiter: trio.CapacityLimiter = attrs.field(init=False)
+    _pool: ProcessPool = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:
         self._limiter = trio.CapacityLimiter(self.thread_limit)
+        self._pool = ProcessPool(self.worker_id)
+
+    @property
+    def pool(self) -> ProcessPool:
+        """The worker processes that run its sync tasks."""
+        return self._pool
 
     async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Own the nursery tasks run in, until cancelled."""
+        """Own the nursery tasks run in, and the process pool, until cancelled.
+
+        When it ends, every task is cancelled and every pool child killed.
+        """
         async with trio.open_nursery() as nursery:
+            await nursery.start(self._pool.serve)
             self._nursery = nursery
             task_status.started()
             await trio.sleep_forever()
 
     def run_tasks(self, tasks: Sequence[Assignment]) -> None:
-        """Start each task in this worker's nursery (a task with ``after`` once that one ends)."""
+        """Start the tasks in order (a task with ``after`` once that one has ended)."""
         assert self._nursery is not None, "LocalWorker.serve is not running"
         for task in tasks:
             # The scope exists before the task first runs, so a cancel that arrives in between
@@ -77,19 +107,31 @@ class LocalWorker:
             if after is not None and after in self._scopes:
                 self._next[after] = task
             else:
-                self._start(task)
+                self._ready.append(task)
+        if not self._reporting:  # a runner that is reporting takes the next one itself
+            self._spawn()
 
-    def _start(self, task: Assignment) -> None:
-        assert self._nursery is not None
-        self._nursery.start_soon(
-            self._run,
-            self._scopes[task.id],
-            task.id,
-            task.attempt,
-            task.work,
-            task.allocation,
-            task.hard_limit,
-        )
+    def _spawn(self) -> None:
+        """Make sure a runner is on its way for the ready tasks (one at a time: see above)."""
+        if self._ready and not self._spawning:
+            assert self._nursery is not None
+            self._spawning = True
+            self._nursery.start_soon(self._runner)
+
+    async def _runner(self) -> None:
+        self._spawning = False
+        if not self._ready:
+            return  # a runner that finished its task took it meanwhile
+        task: Assignment | None = self._ready.popleft()
+        self._spawn()
+        while task is not None:
+            await self._run(task)
+            task = self._next.pop(task.id, None)
+            if task is None and self._ready:
+                task = self._ready.popleft()
+            self._spawn()
+        if self._draining is not None and not self._scopes:
+            self.reporter.remove_worker(self.worker_id, self._draining, lost=False)
 
     def busy(self) -> bool:
         """Whether tasks run or wait here."""
@@ -107,29 +149,28 @@ class LocalWorker:
         if not self._scopes:
             self.reporter.remove_worker(self.worker_id, reason, lost=False)
 
-    async def _run(
-        self,
-        scope: trio.CancelScope,
-        task_id: int,
-        attempt: int,
-        work: Any,
-        allocation: Any,
-        hard_limit: float | None,
-    ) -> None:
-        context = TaskContext(allocation, self.worker_id, task_id, self.enforce_memory)
+    async def _run(self, task: Assignment) -> None:
+        task_id, attempt, work, hard_limit = task.id, task.attempt, task.work, task.hard_limit
+        scope = self._scopes[task_id]
+        assert task.allocation is not None, "a task is handed over with its allocation"
+        context = TaskContext(task.allocation, self.worker_id, task_id, self.enforce_memory)
         reporter = self.reporter
         start = trio.current_time()
         result: outcome.Outcome[Any] = outcome.Error(trio.TooSlowError("never ran"))
+        usage: Usage | None = None
         with scope:
             await trio.lowlevel.checkpoint_if_cancelled()  # cancelled before it began: skip it
             reporter.task_started(self.worker_id, task_id, attempt)
-            result = await run_work(work, context, hard_limit, self._limiter)
+            if work.is_async or work.executor == "thread":
+                result = await run_work(work, context, hard_limit, self._limiter)
+            else:
+                result, usage = await self._pool.run(work, context, hard_limit)
         del self._scopes[task_id]
         if scope.cancelled_caught:
             result = outcome.Error(trio.TooSlowError(f"task {task_id} was cancelled"))
-        reporter.task_done(self.worker_id, task_id, attempt, result, trio.current_time() - start)
-        heir = self._next.pop(task_id, None)
-        if heir is not None:
-            self._start(heir)
-        if self._draining is not None and not self._scopes:
-            reporter.remove_worker(self.worker_id, self._draining, lost=False)
+        duration = trio.current_time() - start
+        self._reporting = True
+        try:
+            reporter.task_done(self.worker_id, task_id, attempt, result, duration, usage)
+        finally:
+            self._reporting = False

@@ -14,11 +14,21 @@ from .._exceptions import MemoryLimitError
 from ..resource import GPU, Cores, Memory, Resources
 from ._context import current_task_context
 from ._enforce import kill_process_group, watch_memory
+from ._keeper import forget_group, watch_group
 
-__all__ = ["allocation_environment", "run_process"]
+__all__ = ["ALLOCATION_VARIABLES", "allocation_environment", "run_process"]
 
 #: How long a cancelled child gets between SIGTERM and SIGKILL.
 TERMINATE_GRACE = 2.0
+
+#: The environment variables that ``allocation_environment`` sets from an allocation.
+ALLOCATION_VARIABLES = (
+    "CUDA_VISIBLE_DEVICES",
+    "CUDA_DEVICE_ORDER",
+    "OMP_NUM_THREADS",
+    "GRAINLIKE_CORES",
+    "GRAINLIKE_ALLOCATION",
+)
 
 
 def allocation_environment(
@@ -56,7 +66,9 @@ async def run_process(
 
     The child's CPU affinity is the task's cores, ``CUDA_VISIBLE_DEVICES`` its GPUs (empty when
     none) and ``OMP_NUM_THREADS`` its core count.  It leads a process group of its own, which is
-    terminated (SIGTERM, then SIGKILL) when the task is cancelled or exceeds its hard limit.
+    terminated (SIGTERM, then SIGKILL) when the task is cancelled or exceeds its hard limit,
+    and killed when the child ends, so that nothing it left in its group outlives it; if the
+    worker itself is killed, the worker's keeper process kills the group.
     When the worker enforces memory, a tree whose resident memory exceeds the task's ``Memory``
     is killed and ``MemoryLimitError`` raised.  Keywords are those of ``trio.run_process``.
     """
@@ -77,9 +89,7 @@ async def run_process(
 
         options["preexec_fn"] = bind_to_cores
     memory = allocation.get(Memory)
-    if not (context.enforce_memory and memory is not None):
-        return await trio.run_process(command, **options)
-    limit = memory.kib * 1024
+    limit = memory.kib * 1024 if context.enforce_memory and memory is not None else None
     check = options.pop("check", True)
     finished: list[subprocess.CompletedProcess[bytes]] = []
     exceeded: list[int] = []
@@ -92,9 +102,18 @@ async def run_process(
             nursery.cancel_scope.cancel()  # the child ended: stop watching
 
         process: trio.Process = await nursery.start(run_child)
-        exceeded.append(await watch_memory(process.pid, limit))
-        kill_process_group(process.pid)
+        watch_group(process.pid)  # killed by the keeper if this worker dies first
+        try:
+            if limit is None:
+                await trio.sleep_forever()
+            exceeded.append(await watch_memory(process.pid, limit))
+        finally:
+            # However the leader ended, what it left in its group goes too: a grandchild that
+            # outlives it would run on cores already given back.
+            kill_process_group(process.pid)
+            forget_group(process.pid)
     if exceeded:
+        assert memory is not None
         raise MemoryLimitError(
             f"{command!r} used {exceeded[0] / 2**30:.2f}G resident memory, more than its "
             f"{memory.M:g}G (Memory request); its process tree was killed"

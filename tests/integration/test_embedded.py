@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 import sys
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -42,9 +41,8 @@ async def simulate(step: int) -> tuple[str, int, list[int]]:
     return "simulate", step, gl.GVAR.res.c
 
 
-def crunch(n: int) -> tuple[str, int, list[int], bool]:
-    on_loop = threading.current_thread() is threading.main_thread()
-    return "crunch", sum(i * i for i in range(n)), gl.GVAR.res.c, on_loop
+def crunch(n: int) -> tuple[str, int, list[int], int]:
+    return "crunch", sum(i * i for i in range(n)), gl.GVAR.res.c, os.getpid()
 
 
 async def pinned() -> tuple[str, list[int], list[int]]:
@@ -74,7 +72,7 @@ def test_run_executes_a_mixed_workload_and_logs_where_each_task_ran(tmp_path: Pa
         ("crunch", sum(i * i for i in range(1000))),
         ("crunch", sum(i * i for i in range(2000))),
     ]
-    assert [r[3] for r in results[6:8]] == [False, False]  # sync tasks ran in threads
+    assert all(r[3] != os.getpid() for r in results[6:8])  # sync tasks ran in worker processes
     kind, affinity, allocated = results[8]
     assert (kind, affinity) == ("pinned", allocated)
     assert [r[:2] for r in grouped] == [("simulate", 10), ("simulate", 11), ("simulate", 12)]
@@ -83,6 +81,8 @@ def test_run_executes_a_mixed_workload_and_logs_where_each_task_ran(tmp_path: Pa
     finished = {r["task_id"] for r in records if r["event"] == "TaskFinished"}
     assert len(placed) == 12
     assert finished == set(placed)
+    measured = [r for r in records if r["event"] == "TaskFinished" and r["usage"] is not None]
+    assert len(measured) == 2 and all(r["usage"]["peak_rss"] > 0 for r in measured)
     assert {r["worker"] for r in placed.values()} == {records[0]["worker"]}
 
 
@@ -112,7 +112,7 @@ def test_grainlike_run_runs_the_quickstart_example(tmp_path: Path) -> None:
     assert lines[0].lower() == f"this machine offers {cores} core(s) to grainlike"
     assert sum(line.startswith("simulate ") for line in lines) == 4
     assert sum(line.startswith("crunch ") for line in lines) == 2
-    assert sum(line.startswith("child process sees cores") for line in lines) == 1
+    assert sum(line.startswith("child process of a task on cores") for line in lines) == 1
     assert events.count("TaskFinished") == 7
 
 

@@ -176,6 +176,30 @@ async def test_a_hard_time_limit_kills_the_childs_whole_process_group(family: Pa
         assert await gl.exec1(Cores(1), report) is not None
 
 
+#: A child that starts a grandchild ignoring SIGTERM in its group, writes both pids, and exits.
+LEAVER = r"""
+import os, subprocess, sys
+code = (
+    "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+    "print(flush=True); time.sleep(60)"
+)
+grandchild = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE)
+grandchild.stdout.readline()
+with open(sys.argv[1], "w") as out:
+    out.write(f"{os.getpid()} {grandchild.pid}")
+"""
+
+
+@pytest.mark.parametrize("enforce", [False, True], ids=["plain", "enforced"])
+async def test_what_a_child_leaves_in_its_group_is_killed_when_it_exits(
+    family: Path, enforce: bool
+) -> None:
+    async with gl.open_session(stats=None, enforce_memory=enforce):
+        await gl.exec1(Cores(1) & Memory("1G"), gl.run_process, [PYTHON, "-c", LEAVER, family])
+        pids = [int(pid) for pid in family.read_text().split()]
+        assert await all_gone(pids), f"still alive: {[p for p in pids if alive(p)]}"
+
+
 async def test_a_child_over_its_memory_is_killed_with_memory_limit_error() -> None:
     async with gl.open_session(stats=None, enforce_memory=True):
         with trio.fail_after(30), pytest.raises(MemoryLimitError, match=r"more than its 0\.0625G"):

@@ -164,3 +164,69 @@ async def test_a_walltime_limited_worker_drains_before_its_job_ends(
     with trio.fail_after(60):
         while _queue([job_id]):
             await trio.sleep(0.5)
+
+
+async def test_up_gives_the_jobs_the_environment_key_not_an_older_key_file(
+    slurm: str, tmp_path: Path
+) -> None:
+    home = tmp_path / "home"
+    stale = home / ".config" / "grainlike" / "key"
+    stale.parent.mkdir(parents=True)
+    _write_key(stale)  # an older key, where a job would look by default
+    key = os.urandom(32)
+    profile = _profile(tmp_path / "profile.toml", slurm, walltime="00:10:00")
+    env = dict(os.environ, HOME=str(home), XDG_STATE_HOME=str(tmp_path / "state"))
+    env["GRAINLIKE_KEY"] = key.hex()
+    async with gl.open_session(listen="127.0.0.1:0", local=False, key=key, stats=None) as session:
+        assert session.address is not None
+        address = session.address
+        (job_id,) = _grainlike(
+            "up", "--slurm", "--profile", str(profile), "--dispatcher", address, env=env
+        ).split()
+        await _wait_for(lambda: bool(session.dispatcher.worker_ids()), 90)
+        assert (await (report @ Cores(1))())["job"] == job_id
+        key_file = tmp_path / "state" / "grainlike" / f"key-{address.replace(':', '_')}"
+        assert key_file.stat().st_mode & 0o777 == 0o600
+        assert key_file.read_text().strip() == key.hex()
+        _grainlike("down", "--dispatcher", address, env=env)
+        await _wait_for(lambda: not session.dispatcher.worker_ids(), 60)
+    with trio.fail_after(60):
+        while _queue([job_id]):
+            await trio.sleep(0.5)
+
+
+async def nap(seconds: float) -> None:
+    await trio.sleep(seconds)
+
+
+async def test_the_autoscaler_cancels_its_jobs_and_exits_0_when_the_dispatcher_ends(
+    slurm: str, tmp_path: Path
+) -> None:
+    key_file = tmp_path / "key"
+    key = _write_key(key_file)
+    profile = _profile(tmp_path / "profile.toml", slurm, walltime="00:10:00")
+    env = dict(os.environ, XDG_STATE_HOME=str(tmp_path / "state"))
+    async with gl.open_session(listen="127.0.0.1:0", local=False, key=key, stats=None) as session:
+        assert session.address is not None
+        address = session.address
+        scale = ["--min", "0", "--max", "1", "--period", "0.5", "--profile", str(profile)]
+        where = ["--dispatcher", address, "--key-file", str(key_file)]
+        autoscaler = subprocess.Popen(
+            [sys.executable, "-m", "grainlike", "up", "--slurm", *scale, *where],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        handle = (nap @ Cores(1))(300)  # queued work that fits: the autoscaler submits a job
+        await _wait_for(lambda: handle.task.worker is not None, 90)
+        (worker,) = session.dispatcher.worker_ids()
+        job_id = worker.removeprefix("gltest-")
+    _, err = await trio.to_thread.run_sync(lambda: autoscaler.communicate(timeout=60))
+    assert autoscaler.returncode == 0, err
+    assert err.strip().splitlines()[-1] == (
+        f"grainlike up: the dispatcher at {address} has gone: cancelled worker jobs {job_id}"
+    )
+    with trio.fail_after(60):
+        while _queue([job_id]):
+            await trio.sleep(0.5)

@@ -37,6 +37,7 @@ from grainlike.resource import (
     MAX_KIB,
     IdSet,
     kind_for_name,
+    near_kind,
 )
 from grainlike.resource._units import KIB_PER_GB
 
@@ -50,8 +51,9 @@ def _stopped_clock() -> float:
 
 # -- strategies --------------------------------------------------------------------------------
 
+# Names close to a kind's are counters too, but parsing them warns (a likely typo).
 NAMES = st.from_regex(r"[A-Za-z_][A-Za-z0-9_.-]{0,6}", fullmatch=True).filter(
-    lambda name: kind_for_name(name.lower()) is None
+    lambda name: kind_for_name(name.lower()) is None and near_kind(name) is None
 )
 COUNTER_NAMES = st.sampled_from(["license", "seat", "Lic-2", "a.b"]) | NAMES
 GROUPS = st.text(string.ascii_letters + string.digits + "_-.:/@ ", min_size=1, max_size=8).filter(

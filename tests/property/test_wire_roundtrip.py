@@ -44,6 +44,7 @@ from grainlike.wire import (
     TasksFinished,
     TaskSpec,
     TasksStarted,
+    Usage,
     Welcome,
     decode,
     encode,
@@ -168,10 +169,14 @@ def test_an_allocation_behaves_the_same_after_crossing(ids: list[int], data: st.
 
 int64 = st.integers(-(2**63), 2**63 - 1)
 floats = st.floats(allow_nan=False)
+
+
+def _nested(inner: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    return st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4)
+
+
 json_like: st.SearchStrategy[Any] = st.recursive(
-    st.none() | st.booleans() | int64 | floats | st.text(),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
-    max_leaves=12,
+    st.none() | st.booleans() | int64 | floats | st.text(), _nested, max_leaves=12
 )
 task_ids = st.integers(0, 2**63 - 1)
 task_specs = st.builds(
@@ -184,8 +189,22 @@ task_specs = st.builds(
 )
 finite = st.floats(allow_nan=False, allow_infinity=False)
 durations = st.floats(0, MAX_REPORTED_SECONDS)
+usages = st.builds(
+    Usage,
+    st.floats(0, 1e6),
+    st.floats(0, 1e6),
+    st.integers(0, 2**50),
+    st.none() | st.integers(0, 2**50),
+)
 outcomes = st.builds(
-    TaskOutcome, task_ids, st.integers(0, 100), st.booleans(), st.binary(), durations, finite
+    TaskOutcome,
+    task_ids,
+    st.integers(0, 100),
+    st.booleans(),
+    st.binary(),
+    durations,
+    finite,
+    st.none() | usages,
 )
 frame_limits = st.integers(1024, 2**32 - 1)
 

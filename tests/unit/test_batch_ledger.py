@@ -11,10 +11,13 @@ from grainlike import ConfigError
 from grainlike.batch import (
     default_state_dir,
     forget_jobs,
+    job_key_file,
     jobs_file,
     record_jobs,
     recorded_jobs,
+    write_job_key,
 )
+from grainlike.wire import load_key
 
 
 def test_nothing_is_recorded_for_a_new_dispatcher(tmp_path: Path) -> None:
@@ -74,3 +77,16 @@ def test_a_damaged_record_is_a_config_error_naming_the_file(tmp_path: Path, text
 def test_the_default_state_dir_follows_xdg_state_home(tmp_path: Path) -> None:
     assert default_state_dir({"XDG_STATE_HOME": str(tmp_path)}) == tmp_path / "grainlike"
     assert default_state_dir({}) == Path.home() / ".local" / "state" / "grainlike"
+
+
+def test_a_job_key_is_written_for_the_owner_only_and_replaced_by_a_newer_one(
+    tmp_path: Path,
+) -> None:
+    first = write_job_key("login1:4242", bytes(range(32)), state_dir=tmp_path)
+    assert first == job_key_file("login1:4242", state_dir=tmp_path) == tmp_path / "key-login1_4242"
+    assert first.stat().st_mode & 0o777 == 0o600
+    assert load_key(first) == bytes(range(32))
+    again = write_job_key("login1:4242", bytes(range(1, 33)), state_dir=tmp_path)
+    assert again == first
+    assert load_key(first) == bytes(range(1, 33))
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["key-login1_4242"]

@@ -155,7 +155,7 @@ async def test_a_bound_function_is_reusable_and_every_call_gets_its_request() ->
 
 @pytest.mark.usefixtures("local_capacity")
 async def test_all_kinds_of_functions_run_with_their_arguments() -> None:
-    async with gl.open_session(stats=None):
+    async with gl.open_session(stats=None, executor="thread"):  # unit tests start no processes
         results = await gl.gather(
             (fetch @ Cores(1))(1),
             (crunch @ Cores(1))(x=2),

@@ -10,8 +10,9 @@ import outcome
 import trio
 
 from grainlike import Cores, Counter, Memory, WorkerLostError, WTime
-from grainlike.dispatch import Dispatcher, status_report
+from grainlike.dispatch import Dispatcher
 from grainlike.dispatch._records import Task
+from grainlike.dispatch._status import status_report
 from grainlike.resource import as_resources
 
 from .test_dispatcher import FakeLink, attach, free, serving, settle, submit

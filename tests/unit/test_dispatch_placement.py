@@ -397,3 +397,12 @@ def test_estimated_free_at_is_when_every_running_task_ends_by_its_hard_limit(
     for started, hard_limit in limits:
         run_on(index, worker, Cores(1), started=started, hard_limit=hard_limit)
     assert estimated_free_at(worker) == expected
+
+
+def test_tasks_that_take_no_cores_go_round_equal_workers() -> None:
+    index = make_index(make_worker("a", "cores:1,mem:4G"), make_worker("b", "cores:1,mem:4G"))
+    queue = Queue()
+    for _ in range(6):
+        queue.add(Memory("512M"))
+    placements, _ = plan_at(queue, index)
+    assert [p.worker.id for p in placements] == ["a", "b"] * 3

@@ -42,9 +42,9 @@ from grainlike.dispatch import (
     TaskPlaced,
     TaskRetried,
     WorkerLost,
-    status_report,
 )
 from grainlike.dispatch._records import Task
+from grainlike.dispatch._status import status_report
 from grainlike.resource import Kind, as_resources
 from grainlike.wire import Call
 
@@ -527,7 +527,8 @@ async def test_a_failing_task_is_rerun_as_often_as_retries_allows() -> None:
             raise ValueError(f"attempt {len(calls)} failed")
         return len(calls)
 
-    async with gl.open_session(stats=None):
+    # ``calls`` is shared with the task: a worker thread, not a worker process.
+    async with gl.open_session(stats=None, executor="thread"):
         assert await (flaky @ Cores(1)).options(retries=2)(2) == 3
         calls.clear()
         with pytest.raises(ValueError, match="attempt 3 failed"):

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import inspect
+import os
 import threading
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -17,7 +19,7 @@ import trio.testing
 import grainlike as gl
 from grainlike import Cores, Resources
 from grainlike.resource import as_resources
-from grainlike.wire import Call, Usage
+from grainlike.wire import Call, CallPacker, CallUnpacker, Usage
 from grainlike.worker._context import TaskContext
 from grainlike.worker._execute import run_work
 from grainlike.worker._local import LocalWorker
@@ -83,11 +85,12 @@ async def test_an_exception_is_captured_as_the_result(is_async: bool) -> None:
     assert result == outcome.Error(error)
 
 
-async def test_an_async_function_past_its_hard_limit_gets_too_slow(
+async def test_an_async_function_past_its_hard_limit_gets_too_slow_naming_task_and_limit(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
     result = await run_work(work(trio.sleep, 100), CONTEXT, 5.0, trio.CapacityLimiter(1))
     assert isinstance(result, outcome.Error) and isinstance(result.error, trio.TooSlowError)
+    assert str(result.error) == "task 7 (sleep) ran past its hard limit of 5s"
     assert trio.current_time() == 5.0
 
 
@@ -101,7 +104,8 @@ async def test_a_sync_function_that_returns_past_its_hard_limit_gets_too_slow(
     result = await run_work(Call(slow, (), {}, False), CONTEXT, 5.0, trio.CapacityLimiter(1))
     assert isinstance(result, outcome.Error)
     assert isinstance(result.error, trio.TooSlowError)
-    assert "past its hard limit of 5s" in str(result.error)
+    assert str(result.error).startswith("task 7 (")
+    assert "(slow) ran 10.0s, past its hard limit of 5s" in str(result.error)
 
 
 async def test_a_sync_function_within_its_hard_limit_returns_its_value(
@@ -154,7 +158,7 @@ class FakeReporter:
         duration: float,
         usage: Usage | None = None,
     ) -> None:
-        self.reports.append(("done", worker_id, task_id, attempt, result, duration))
+        self.reports.append(("done", worker_id, task_id, attempt, result, duration, usage))
 
     def remove_worker(self, worker_id: str, reason: str, *, lost: bool = True) -> None:
         self.reports.append(("removed", worker_id, reason, lost))
@@ -186,7 +190,7 @@ async def test_the_worker_reports_a_task_started_then_done_with_its_duration(
         await trio.sleep(10)
     assert reporter.reports == [
         ("started", "local", 1, 2),
-        ("done", "local", 1, 2, outcome.Value("ok"), 3.0),
+        ("done", "local", 1, 2, outcome.Value("ok"), 3.0, None),
     ]
 
 
@@ -327,3 +331,108 @@ async def test_a_waiting_task_that_is_cancelled_is_skipped_in_its_turn(
         ("done", 2),
         ("done", 3),
     ]
+
+
+# -- the executor ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("value", ["fork", "", None, 1])
+def test_an_unknown_executor_is_a_config_error_naming_it(value: Any) -> None:
+    with pytest.raises(gl.ConfigError, match=rf"executor={value!r}: choose 'process' or 'thread'"):
+        Call(seen_sync, executor=value)
+    if value is not None:
+        with pytest.raises(gl.ConfigError, match=rf"executor={value!r}"):
+            (seen_sync @ Cores(1)).options(executor=value)
+
+
+async def test_a_session_refuses_an_unknown_default_executor() -> None:
+    with pytest.raises(gl.ConfigError, match="executor='threads'"):
+        async with gl.open_session(stats=None, executor="threads"):
+            pass  # pragma: no cover
+
+
+def test_the_executor_crosses_in_the_packed_call() -> None:
+    packed = CallPacker().pack(Call(seen_sync, (1,), {}, False, "thread"))
+    assert CallUnpacker().unpack(packed, task_id=1) == Call(seen_sync, (1,), {}, False, "thread")
+
+
+async def test_a_thread_executor_task_runs_in_a_thread_of_the_worker_and_is_not_measured() -> None:
+    async with local_worker() as (worker, reporter):
+        worker.run_tasks([Assignment(1, Call(seen_sync, executor="thread"))])
+        with trio.fail_after(10):
+            while len(reporter.reports) < 2:
+                await trio.sleep(0.01)
+        assert worker.pool.statistics().started == 0
+    cores, instance, task_id, thread = reporter.outcome_of(1).unwrap()
+    assert (cores, instance, task_id) == ([3], "local", 1)
+    assert thread != threading.get_ident()
+    assert reporter.reports[-1][6] is None
+
+
+def pid() -> int:
+    return os.getpid()
+
+
+@pytest.mark.slow
+async def test_a_sync_task_runs_in_a_pool_process_and_reports_its_usage() -> None:
+    allocation = as_resources(Cores([sorted(os.sched_getaffinity(0))[0]]))
+    async with local_worker() as (worker, reporter):
+        worker.run_tasks([Assignment(1, Call(pid), allocation=allocation)])
+        with trio.fail_after(30):
+            while len(reporter.reports) < 2:
+                await trio.sleep(0.01)
+        assert worker.pool.statistics().alive == 1
+    assert reporter.outcome_of(1).unwrap() != os.getpid()
+    usage = reporter.reports[-1][6]
+    assert isinstance(usage, Usage) and usage.peak_rss > 0
+    assert worker.pool.statistics().alive == 0  # serve ended: its children are gone
+
+
+async def test_an_idle_worker_and_its_pool_are_not_woken_while_nothing_runs(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with local_worker():
+        start = time.perf_counter()
+        await trio.sleep(10**7)  # on the test's clock; a periodic wake-up would take minutes
+        assert time.perf_counter() - start < 1.0
+
+
+# -- start order -----------------------------------------------------------------------------------
+
+#: The order tasks began in (one list per test run).
+STARTS: list[int] = []
+
+
+async def note_start(i: int) -> None:
+    STARTS.append(i)
+    await trio.sleep(1)
+
+
+@pytest.mark.parametrize("repeat", range(20))
+async def test_tasks_handed_over_together_start_in_their_order_every_time(
+    repeat: int, autojump_clock: trio.testing.MockClock
+) -> None:
+    """trio runs a batch of new tasks in either order; the worker starts tasks in order."""
+    STARTS.clear()
+    async with local_worker() as (worker, _):
+        worker.run_tasks([Assignment(i, Call(note_start, (i,), {}, True)) for i in range(8)])
+        await trio.sleep(2)
+    assert list(range(8)) == STARTS
+
+
+async def test_a_pipelined_heir_runs_after_its_predecessor_in_the_same_runner(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    STARTS.clear()
+    async with local_worker() as (worker, _):
+        worker.run_tasks(
+            [
+                Assignment(1, Call(note_start, (1,), {}, True)),
+                Assignment(2, Call(note_start, (2,), {}, True), after=1),
+                Assignment(3, Call(note_start, (3,), {}, True)),
+            ]
+        )
+        await trio.sleep(0.5)
+        assert STARTS == [1, 3]  # 2 waits for 1
+        await trio.sleep(1)
+        assert STARTS == [1, 3, 2]

@@ -94,3 +94,95 @@ def test_the_layering_check_sees_relative_and_absolute_crossings(tmp_path: Path)
         ("api", 3),
         ("worker", 4),
     }
+
+
+# -- no import circles -------------------------------------------------------------------------
+
+#: The one circle the design keeps (docs/design.md): ``Kind`` and ``Resources`` are defined in
+#: terms of each other by the ``&`` contract, and reach each other through local imports.
+ALLOWED_CIRCLES = [{"grainlike.resource._kind", "grainlike.resource._combined"}]
+
+
+def _module_name(path: Path, root: Path) -> str:
+    parts = list(path.relative_to(root).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def import_graph(package: Path = PACKAGE) -> dict[str, set[str]]:
+    """Module → the package's modules it imports: at module level, under ``TYPE_CHECKING``
+    and inside functions alike (a local import still ties two modules together)."""
+    root = package.parent
+    modules = {_module_name(path, root): path for path in package.rglob("*.py")}
+    graph: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        package_name = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        found: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            candidates: list[str] = []
+            if isinstance(node, ast.ImportFrom):
+                module = node.module or ""
+                if node.level:
+                    base = package_name.split(".")
+                    base = base[: len(base) - node.level + 1]
+                    module = ".".join([*base, node.module] if node.module else base)
+                candidates = [module, *(f"{module}.{alias.name}" for alias in node.names)]
+            elif isinstance(node, ast.Import):
+                candidates = [alias.name for alias in node.names]
+            found.update(c for c in candidates if c in modules and c != name)
+        graph[name] = found
+    return graph
+
+
+def circles(graph: dict[str, set[str]]) -> list[set[str]]:
+    """The strongly connected components of more than one module (Tarjan's algorithm)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[set[str]] = []
+
+    def visit(module: str) -> None:
+        index[module] = low[module] = len(index)
+        stack.append(module)
+        on_stack.add(module)
+        for other in sorted(graph[module]):
+            if other not in index:
+                visit(other)
+                low[module] = min(low[module], low[other])
+            elif other in on_stack:
+                low[module] = min(low[module], index[other])
+        if low[module] == index[module]:
+            component = set()
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                component.add(member)
+                if member == module:
+                    break
+            if len(component) > 1:
+                found.append(component)
+
+    for module in sorted(graph):
+        if module not in index:
+            visit(module)
+    return found
+
+
+def test_no_import_cycles_within_the_package_but_the_one_allowed() -> None:
+    assert [c for c in circles(import_graph()) if c not in ALLOWED_CIRCLES] == []
+
+
+def test_the_cycle_check_finds_a_circle_through_a_local_import(tmp_path: Path) -> None:
+    """A new circle fails the test, even when one side imports inside a function."""
+    package = tmp_path / "grainlike"
+    (package / "dispatch").mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "dispatch" / "__init__.py").write_text("")
+    (package / "dispatch" / "_a.py").write_text("from ._b import B\n")
+    (package / "dispatch" / "_b.py").write_text("def f():\n    from . import _c\n")
+    (package / "dispatch" / "_c.py").write_text(
+        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from ._a import A\n"
+    )
+    assert circles(import_graph(package)) == [
+        {"grainlike.dispatch._a", "grainlike.dispatch._b", "grainlike.dispatch._c"}
+    ]

@@ -18,7 +18,8 @@ import trio.testing
 import grainlike as gl
 from grainlike import GPU, Cores
 from grainlike._observe import event_record
-from grainlike.dispatch import TaskPlaced, WorkerJoined
+from grainlike.dispatch import TaskFinished, TaskPlaced, WorkerJoined
+from grainlike.wire import Usage
 
 pytestmark = pytest.mark.usefixtures("local_capacity")
 
@@ -36,6 +37,13 @@ def test_an_event_record_names_the_event_and_lists_its_fields() -> None:
         "attempt": 1,
     }
     assert json.loads(json.dumps(event_record(event))) == event_record(event)
+
+
+def test_an_event_record_turns_what_a_task_used_into_a_plain_dict() -> None:
+    usage = Usage(wall=2.0, cpu=1.5, peak_rss=10_000_000)
+    record = event_record(TaskFinished(4, "node-1", 2.0, 1, usage, at=1700000000.5))
+    assert record["usage"] == {"wall": 2.0, "cpu": 1.5, "peak_rss": 10_000_000, "peak_disk": None}
+    assert json.loads(json.dumps(record)) == record
 
 
 def read_log(path: Path) -> list[dict[str, Any]]:
@@ -100,7 +108,7 @@ class FakeTerminal(io.StringIO):
         return True
 
 
-async def test_the_progress_bar_stays_quiet_when_stderr_is_not_a_terminal(
+async def test_off_a_terminal_there_is_no_bar_but_the_summary_line(
     autojump_clock: trio.testing.MockClock,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -112,7 +120,9 @@ async def test_the_progress_bar_stays_quiet_when_stderr_is_not_a_terminal(
 
     async with gl.open_session(stats=None, progress=True):
         await gl.gather(*[(job @ Cores(1))() for _ in range(4)])
-    assert stderr.getvalue() == ""
+    assert stderr.getvalue() == (
+        "grainlike: 4 tasks: 4 done, 0 failed, 0 retried in 2.0 s; cores 100 % busy\n"
+    )
 
 
 async def test_the_progress_bar_shows_done_running_and_queued_on_a_terminal(
@@ -203,3 +213,58 @@ async def test_an_event_log_that_others_could_read_is_made_private(tmp_path: Pat
         await (work @ Cores(1))(0.0)
     assert stat.S_IMODE(log.stat().st_mode) == 0o600
     assert read_log(log)[0]["event"] == "WorkerJoined"  # truncated, not appended
+
+
+async def test_the_progress_bar_ends_on_its_final_frame(
+    autojump_clock: trio.testing.MockClock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    terminal = FakeTerminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+
+    async def job(seconds: float) -> None:
+        await trio.sleep(seconds)
+
+    async with gl.open_session(stats=None, progress=True):
+        # The last task ends between two redraws (they come every 0.2 s), and the run at once.
+        await gl.gather(*[(job @ Cores(1))(0.3 * i + 0.05) for i in range(1, 11)])
+    frames = [line for line in terminal.getvalue().splitlines() if "/10" in line]
+    assert "10/10" in frames[-1]
+    assert "running 0  queued 0" in frames[-1]
+    last = terminal.getvalue().rstrip().splitlines()[-1]
+    assert "grainlike: 10 tasks: 10 done, 0 failed, 0 retried in" in last
+
+
+async def test_the_summary_line_counts_done_failed_and_retried_and_how_busy_the_cores_were(
+    autojump_clock: trio.testing.MockClock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    stderr = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", stderr)
+    attempts = {"flaky": 0}
+
+    async def job() -> None:
+        await trio.sleep(1)
+
+    async def flaky() -> None:
+        attempts["flaky"] += 1
+        if attempts["flaky"] == 1:
+            raise RuntimeError("once")
+        await trio.sleep(1)
+
+    async def broken() -> None:
+        await trio.sleep(1)
+        raise ValueError("bad input")
+
+    async with gl.open_session(stats=None, progress=True):
+        # 0-1 s: two jobs on the two cores; 1-2 s: flaky (after its failed try) and broken.
+        first = [(job @ Cores(1))() for _ in range(2)]
+        later = [(flaky @ Cores(1)).options(retries=1)(), (broken @ Cores(1))()]
+        await gl.gather(*first)
+        await later[0]
+        with pytest.raises(ValueError, match="bad input"):
+            await later[1]
+        await trio.sleep(2)  # the cores idle: half of the 4 s the run took
+    assert stderr.getvalue() == (
+        "grainlike: 4 tasks: 3 done, 1 failed, 1 retried in 4.0 s; cores 50 % busy\n"
+    )

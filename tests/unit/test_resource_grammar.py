@@ -212,3 +212,23 @@ def test_with_overrides_replaces_or_removes_kinds() -> None:
     assert with_overrides(detected, {"cores": [0, 1]}) == Cores(2) & Memory(32) & GPU(2)
     assert with_overrides(detected, None) == detected
     assert with_overrides(Cores(4), "wtime:0") == Cores(4)
+
+
+@pytest.mark.parametrize(
+    ("text", "near"),
+    [("coers:1", "cores"), ("memroy:4", "memory"), ("gpuu", "gpu"), ("wtim:2", "wtime")],
+)
+def test_a_name_close_to_a_kinds_is_a_counter_with_a_warning(text: str, near: str) -> None:
+    word = text.partition(":")[0]
+    with pytest.warns(UserWarning) as caught:
+        parsed = parse_resources(text)
+    assert [str(w.message) for w in caught] == [
+        f"{text}: {word} is no resource kind, so it is a counter; did you mean {near}?"
+    ]
+    assert parsed.get(word) is not None  # StepUp's rule: still a counter
+
+
+@pytest.mark.filterwarnings("error")
+@pytest.mark.parametrize("text", ["license:3", "seat:2", "shared:4", "scratch:10", "Cores:2"])
+def test_a_name_far_from_every_kind_warns_nothing(text: str) -> None:
+    parse_resources(text)

@@ -61,7 +61,7 @@ async def test_exec1_runs_one_call_with_its_resources() -> None:
     def add(x: int, y: int) -> tuple[int, int]:
         return x + y, gl.GVAR.res.N
 
-    async with gl.open_session(stats=None):
+    async with gl.open_session(stats=None, executor="thread"):  # unit tests start no processes
         assert await gl.exec1(Cores(2), add, 1, y=2) == (3, 2)
 
 
@@ -171,7 +171,7 @@ async def test_an_async_task_sees_its_allocation_and_worker_on_the_event_loop() 
 
 
 async def test_a_sync_task_sees_its_allocation_and_worker_in_a_worker_thread() -> None:
-    async with gl.open_session(stats=None, name="node-a"):
+    async with gl.open_session(stats=None, name="node-a", executor="thread"):
         res, instance, current, thread = await (where @ Cores(1))()
     assert (res.N, instance) == (1, "node-a")
     assert current is res
@@ -233,7 +233,7 @@ async def explode_on_the_loop() -> None:
 async def test_a_tasks_exception_reaches_the_caller_with_its_traceback(
     fn: object, line: str
 ) -> None:
-    async with gl.open_session(stats=None):
+    async with gl.open_session(stats=None, executor="thread"):  # unit tests start no processes
         with pytest.raises(KeyError) as caught:
             await (fn @ Cores(1))()
     text = "".join(traceback.format_exception(caught.value))

@@ -41,7 +41,7 @@ async def test_each_task_gets_the_resources_it_was_submitted_with() -> None:
     def granted() -> tuple[int, float]:
         return gl.GVAR.res.N, gl.GVAR.res.M
 
-    async with gl.open_session(stats=None):
+    async with gl.open_session(stats=None, executor="thread"):  # unit tests start no processes
         async with gl.open_waitgroup() as wg:
             wg.submit(Cores(1) & Memory(1), granted)
             wg.submit(Cores(2) & Memory(2), granted)

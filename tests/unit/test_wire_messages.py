@@ -63,14 +63,16 @@ def test_every_message_round_trips(message: Message) -> None:
     assert decode(encode(message)) == message
 
 
-def test_the_envelope_is_tag_and_body_with_payloads_as_binary() -> None:
+def test_a_task_crosses_as_a_positional_row_with_its_allocation_as_bytes() -> None:
     tag, body = msgpack.unpackb(encode(RunTasks((SPEC,))), raw=False)
     assert tag == "RunTasks"
-    assert body["tasks"][0]["payload"] == b"\x00payload\xff"
-    assert body["tasks"][0]["allocation"] == [
-        ["cores", {"ids": [2, 3]}],
-        ["mem", {"kib": 1024 * 1024}],
-    ]
+    task_id, payload, allocation, hard_limit, attempt, after = body[0]
+    assert (task_id, payload, hard_limit, attempt, after) == (7, b"\x00payload\xff", 60.0, 0, None)
+    assert msgpack.unpackb(allocation) == [["cores", {"ids": [2, 3]}], ["mem", {"kib": 1024**2}]]
+
+
+def test_a_heartbeat_crosses_as_a_map_of_its_fields() -> None:
+    assert msgpack.unpackb(encode(Heartbeat(1.5)), raw=False) == ["Heartbeat", {"sent": 1.5}]
 
 
 def test_a_countdown_in_hello_arrives_as_the_time_left() -> None:
@@ -122,7 +124,8 @@ def pack(value: object) -> bytes:
     return data
 
 
-GOOD_SPEC = {"task_id": 1, "payload": b"", "allocation": [], "hard_limit": None, "attempt": 0}
+NO_ALLOCATION = msgpack.packb([])
+GOOD_SPEC = [1, b"", NO_ALLOCATION, None, 0, None]
 
 
 @pytest.mark.parametrize(
@@ -136,6 +139,11 @@ GOOD_SPEC = {"task_id": 1, "payload": b"", "allocation": [], "hard_limit": None,
         (pack([1, {}]), r"\[tag, body\]"),
         (pack(["Explode", {}]), "unknown message tag 'Explode'"),
         (pack(["TaskSpec", GOOD_SPEC]), "unknown message tag 'TaskSpec'"),
+        (pack(["RunTasks", {"tasks": [GOOD_SPEC]}]), "expected a list"),
+        (pack(["RunTasks", [GOOD_SPEC[:5]]]), "expected a list of 6 fields"),
+        (pack(["RunTasks", [[1, b"", [], None, 0, None]]]), "an allocation crosses as bytes"),
+        (pack(["RunTasks", [[1, b"", b"\xc1", None, 0, None]]]), "is not msgpack"),
+        (pack(["RunTasks", [[1, b"", NO_ALLOCATION, -1.0, 0, None]]]), "must be positive"),
         (pack(["Heartbeat", {"sent": "now"}]), "malformed Heartbeat"),
         (pack(["Heartbeat", {}]), "malformed Heartbeat"),
         (pack(["Heartbeat", {"sent": 1.0, "extra": 1}]), "malformed Heartbeat"),
@@ -148,14 +156,16 @@ GOOD_SPEC = {"task_id": 1, "payload": b"", "allocation": [], "hard_limit": None,
             pack(["Welcome", {"worker_id": "w", "heartbeat_interval": 1.0, "max_frame": 10}]),
             "a frame limit must be",
         ),
-        (pack(["RunTasks", {"tasks": [dict(GOOD_SPEC, payload="text")]}]), "expected bytes"),
-        (pack(["RunTasks", {"tasks": [dict(GOOD_SPEC, task_id=1.0)]}]), "expected int"),
-        (pack(["RunTasks", {"tasks": [dict(GOOD_SPEC, allocation=[["x", {}]])]}]), "'x'"),
+        (pack(["RunTasks", [[1, "text", NO_ALLOCATION, None, 0, None]]]), "expected bytes"),
+        (pack(["RunTasks", [[1.0, b"", NO_ALLOCATION, None, 0, None]]]), "expected an integer"),
+        (pack(["RunTasks", [[1, b"", msgpack.packb([["x", {}]]), None, 0, None]]]), "'x'"),
         (pack(["TasksFinished", {"outcomes": "abc"}]), "expected a list"),
         (pack(["StatusReport", {"text": "", "data": {1: 2}}]), "not valid msgpack"),
         (pack(["StatusReport", {"text": "", "data": [1]}]), "string keys"),
-        (pack(["TasksStarted", {"task_ids": [1, True], "attempts": [1, 1]}]), "expected int"),
-        (pack(["TasksStarted", {"task_ids": [1, 2], "attempts": [1]}]), "one per task ID"),
+        (pack(["TasksStarted", [[1, True], [1, 1]]]), "expected an integer"),
+        (pack(["TasksStarted", [[1, 2], [1]]]), "one per task ID"),
+        (pack(["TasksFinished", [[1, 1, 1, b"", 0.5, 0.0, None]]]), "expected a boolean"),
+        (pack(["TasksFinished", [[1, 1, True, b"", 0.5, 0.0, [1.0, 1.0, -5, None]]]]), ">= 0"),
     ],
 )
 def test_decode_turns_anything_malformed_into_a_protocol_error(data: bytes, match: str) -> None:
