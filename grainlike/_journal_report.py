@@ -5,7 +5,8 @@ from __future__ import annotations
 import datetime
 from typing import IO
 
-from .dispatch._journal_read import STATES, JournalSummary, RunSummary
+from .dispatch import JournalSummary
+from .dispatch._journal_read import STATES, RunSummary
 
 __all__ = ["render_summary"]
 

@@ -69,8 +69,11 @@ class Schema:
 def open_database(path: Path, schema: Schema, *, readonly: bool = False) -> sqlite3.Connection:
     """Open the file at ``path`` as a database of ``schema``, migrated to its version.
 
-    A missing file is created, mode 0600 (its directories too), unless ``readonly``.  The
-    connection is in autocommit mode (``isolation_level=None``): transactions are explicit.
+    A missing file is created, mode 0600 (its directories too), unless ``readonly``: then the
+    connection only reads (``query_only``) and migrates nothing.  It is opened for writing
+    where the file allows, so that closing it can remove the ``-wal`` and ``-shm`` files a
+    read-only connection would leave behind.  The connection is in autocommit mode
+    (``isolation_level=None``): transactions are explicit.
 
     Raises:
         ConfigError: the file cannot be opened or created, is not an SQLite database, is
@@ -85,8 +88,7 @@ def open_database(path: Path, schema: Schema, *, readonly: bool = False) -> sqli
     _check_header(path, schema, create=not readonly)
     try:
         if readonly:
-            uri = f"file:{_quote(path)}?mode=ro"
-            connection = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=30)
+            connection = _reader(path)
         else:
             connection = sqlite3.connect(
                 path, isolation_level=None, timeout=30, check_same_thread=False
@@ -99,6 +101,19 @@ def open_database(path: Path, schema: Schema, *, readonly: bool = False) -> sqli
         connection.close()
         raise
     return connection
+
+
+def _reader(path: Path) -> sqlite3.Connection:
+    for mode in ("rw", "ro"):  # rw: see open_database; ro: a file this user may not write
+        try:
+            uri = f"file:{_quote(path)}?mode={mode}"
+            connection = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=30)
+            connection.execute("PRAGMA query_only = ON")
+            return connection
+        except sqlite3.OperationalError:
+            if mode == "ro":
+                raise
+    raise AssertionError("unreachable")
 
 
 def _quote(path: Path) -> str:

@@ -574,3 +574,17 @@ async def test_a_retried_run_is_a_row_of_its_own_and_an_event(tmp_path: Path) ->
     ]
     (function,) = summarize_journal(path).functions
     assert (function.calls, function.runs, function.succeeded) == (1, 2, 1)
+
+
+async def test_the_report_reads_a_journal_as_it_reads_an_event_log(tmp_path: Path) -> None:
+    from grainlike._report import load_run  # the api level's reader of runs
+
+    path = tmp_path / "run.db"
+    async with gl.open_session(stats=None, journal=path, name="box"):
+        await gl.gather(*((square @ Cores(1))(x) for x in range(3)))
+        with pytest.raises(ValueError):
+            await (fail @ Cores(1))(3)
+    model = load_run(path)
+    assert [(w.id, w.capacity) for w in model.workers] == [("box", "cores:2,mem:4G,wtime:inf")]
+    assert sorted(t.outcome for t in model.tasks) == ["failed", "finished", "finished", "finished"]
+    assert [(r.worker, len(r.cores)) for r in model.runs] == [("box", 1)] * 4
