@@ -20,6 +20,7 @@ import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
+from functools import partial
 from pathlib import Path
 from typing import Any, TypedDict, TypeVar, Unpack
 
@@ -32,6 +33,7 @@ from .dispatch import (
     HEAD,
     Dispatcher,
     DispatcherConfig,
+    Journal,
     LearnedLimits,
     LearningRule,
     ServerConfig,
@@ -45,6 +47,7 @@ from .worker import LocalWorker
 __all__ = [
     "DEFAULT_KEY_FILE",
     "DEFAULT_STATS",
+    "LEGACY_STATS",
     "Session",
     "SessionOptions",
     "current_session",
@@ -60,7 +63,9 @@ log = logging.getLogger("grainlike")
 _SESSION: ContextVar[Session] = ContextVar("grainlike_session")
 
 #: Where learned time limits persist unless the caller says otherwise.
-DEFAULT_STATS = Path.home() / ".local" / "state" / "grainlike" / "wtime-stats.json"
+DEFAULT_STATS = Path.home() / ".local" / "state" / "grainlike" / "learned.db"
+#: Where they persisted, as JSON, before the learned store; migrated on first use.
+LEGACY_STATS = DEFAULT_STATS.with_name("wtime-stats.json")
 #: Where a local run keeps its generated shared key (mode 0600).
 DEFAULT_KEY_FILE = Path.home() / ".config" / "grainlike" / "key"
 #: Seconds an unsatisfiable request waits when remote workers may still join.
@@ -81,7 +86,7 @@ class SessionOptions(TypedDict, total=False):
         unsatisfiable_grace: Seconds an unsatisfiable request waits (default 0 embedded,
             60 when listening).
         no_worker_grace: Seconds with no worker at all before queued tasks fail (default: wait).
-        stats: The learned-limits file (``None``: learn nothing across runs).
+        stats: The learned store (``None``: learn nothing across runs).
         learning: A ``LearningRule``.
         enforce_memory: Kill processes over their ``Memory`` request.
         events: A JSON-lines event log path.
@@ -94,6 +99,9 @@ class SessionOptions(TypedDict, total=False):
         max_frame: The largest frame in bytes (default 64 MiB).
         pipeline_window: Seconds of short tasks sent ahead per running one (0: off).
         pipeline_depth: At most this many tasks sent ahead per running one (default 32).
+        journal: A SQLite journal that makes the run durable: recorded successes are not
+            run again (docs/durable-runs.md).
+        rerun: With ``journal``, run everything again, whatever was recorded.
         executor: Where sync functions run: ``"process"`` (the default: a warm worker process
             pinned to the task's cores) or ``"thread"`` (a thread of the worker, sharing its
             memory); ``bound.options(executor=...)`` overrides it per function.
@@ -121,6 +129,8 @@ class SessionOptions(TypedDict, total=False):
     max_frame: int
     pipeline_window: float
     pipeline_depth: int
+    journal: str | os.PathLike[str] | None
+    rerun: bool
     executor: str
 
 
@@ -254,9 +264,22 @@ async def open_session(**options: Unpack[SessionOptions]) -> AsyncIterator[Sessi
         raise ConfigError("local=False needs listen='HOST:PORT': otherwise no worker can run tasks")
     config, server = _configs(options)
     executor = check_executor(options.get("executor", "process"))
+    journal_path, rerun = options.get("journal"), options.get("rerun", False)
+    if rerun and journal_path is None:
+        raise ConfigError("rerun=True needs journal=PATH: without a journal everything runs anyway")
     stats = options.get("stats", DEFAULT_STATS)
-    learned = LearnedLimits.open(stats, options.get("learning"))
-    dispatcher = Dispatcher(config, learned)
+    legacy = LEGACY_STATS if "stats" not in options else None
+    learned = LearnedLimits.open(stats, options.get("learning"), legacy=legacy)
+    journal = None
+    if journal_path is not None:
+        try:
+            journal = await trio.to_thread.run_sync(
+                partial(Journal.open, journal_path, rerun=rerun)
+            )
+        except BaseException:
+            learned.close()
+            raise
+    dispatcher = Dispatcher(config, learned, journal=journal)
     session = Session(dispatcher, executor=executor)
     token = _SESSION.set(session)
     submitter = _SUBMITTER.set(session)
@@ -264,6 +287,9 @@ async def open_session(**options: Unpack[SessionOptions]) -> AsyncIterator[Sessi
         error: BaseException | None = None
         try:
             async with trio.open_nursery() as nursery:
+                await nursery.start(learned.serve)
+                if journal is not None:
+                    await nursery.start(journal.serve)
                 await _start_services(nursery, session, options, server)
                 try:
                     yield session
@@ -275,6 +301,9 @@ async def open_session(**options: Unpack[SessionOptions]) -> AsyncIterator[Sessi
                             "they were cancelled",
                             abandoned,
                         )
+                    if journal is not None:
+                        with trio.CancelScope(shield=True):  # what finished is kept, whatever
+                            await journal.flush()
                     nursery.cancel_scope.cancel()
         except BaseExceptionGroup as group:
             error = _unwrap(group)
@@ -287,7 +316,9 @@ async def open_session(**options: Unpack[SessionOptions]) -> AsyncIterator[Sessi
     finally:
         _SUBMITTER.reset(submitter)
         _SESSION.reset(token)
-        learned.save()
+        learned.close()
+        if journal is not None:
+            journal.close()
 
 
 async def _start_services(

@@ -145,6 +145,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
     }
     if options["stats"] is None:
         del options["stats"]
+    if args.journal is not None:
+        options.update(journal=args.journal, rerun=args.rerun)
+    elif args.rerun:
+        raise ConfigError("--rerun needs --journal PATH: without a journal everything runs anyway")
     if args.listen is not None:
         options["key"] = _key(args.key_file)
         options["unsatisfiable_grace"] = args.grace
@@ -298,6 +302,7 @@ def _cmd_worker(args: argparse.Namespace) -> int:
     options = WorkerOptions(
         name=args.name or "",
         connect_timeout=args.connect_timeout,
+        reconnect_timeout=args.reconnect_timeout,
         enforce_memory=args.enforce_memory,
         drain_margin=args.drain_margin,
         exit_margin=args.exit_margin,
@@ -313,6 +318,18 @@ def _cmd_worker(args: argparse.Namespace) -> int:
     )
     print(f"grainlike worker: {reason}", file=sys.stderr)
     return 1 if reason.lost else 0
+
+
+def _cmd_journal(args: argparse.Namespace) -> int:
+    from ._journal_report import render_summary
+    from .dispatch import summarize_journal
+
+    summary = summarize_journal(args.path)
+    if args.json:
+        print(json.dumps(summary.to_json(), indent=1))
+    else:
+        render_summary(summary, sys.stdout, terminal=sys.stdout.isatty())
+    return 0
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
@@ -527,7 +544,11 @@ def _parser() -> argparse.ArgumentParser:
         "--grace", type=float, default=60.0, help="seconds before an unsatisfiable request fails"
     )
     run.add_argument("--events", metavar="FILE", help="write every event as a JSON line here")
-    run.add_argument("--stats", metavar="FILE", help="learned time limits file")
+    run.add_argument("--stats", metavar="FILE", help="the learned store (learned time limits)")
+    run.add_argument(
+        "--journal", metavar="FILE", help="keep a SQLite journal; a rerun skips recorded successes"
+    )
+    run.add_argument("--rerun", action="store_true", help="with --journal: run everything again")
     run.add_argument("--key-file", help="shared key file for remote workers")
     run.add_argument("--enforce-memory", action="store_true", help="kill processes over Memory")
     run.add_argument(
@@ -558,6 +579,12 @@ def _parser() -> argparse.ArgumentParser:
     worker.add_argument("--walltime", help="remaining walltime, e.g. 2h (else from the batch job)")
     worker.add_argument(
         "--connect-timeout", type=float, default=60.0, help="seconds to keep trying"
+    )
+    worker.add_argument(
+        "--reconnect-timeout",
+        type=float,
+        default=300.0,
+        help="seconds to keep trying to reach a lost dispatcher again (0: leave at once)",
     )
     worker.add_argument("--enforce-memory", action="store_true", help="kill processes over Memory")
     worker.add_argument(
@@ -599,6 +626,13 @@ def _parser() -> argparse.ArgumentParser:
     down.add_argument("--drain-timeout", type=float, default=30.0, help="seconds to wait for drain")
     _tls_client_arguments(down)
     down.set_defaults(handler=_cmd_down)
+
+    journal = commands.add_parser(
+        "journal", help="summarise a run's journal: tasks per state, failures, per function"
+    )
+    journal.add_argument("path", metavar="PATH", help="the journal (grainlike run --journal)")
+    journal.add_argument("--json", action="store_true", help="print JSON")
+    journal.set_defaults(handler=_cmd_journal)
 
     report = commands.add_parser(
         "report",

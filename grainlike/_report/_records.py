@@ -1,4 +1,5 @@
-"""Reading a run's events from a file: the JSON-lines event log of ``grainlike run --events``.
+"""Reading a run's events from a file: the JSON-lines event log of ``grainlike run --events``,
+or the journal of ``grainlike run --journal`` (its last run).
 
 ``read_records`` looks at the file's first bytes to tell its format, so that another source of
 the same events (the SQLite journal of a durable run) plugs in beside the event log.
@@ -26,6 +27,7 @@ from ..dispatch import (
     WorkerDrained,
     WorkerJoined,
     WorkerLost,
+    journal_events,
 )
 
 __all__ = ["EventRecords", "read_records"]
@@ -139,11 +141,11 @@ def read_records(path: str | Path) -> EventRecords:
         raise ConfigError(f"{path}: no such file") from None
     except OSError as error:
         raise ConfigError(f"{path}: cannot read it ({error.strerror})") from None
-    if head == _SQLITE_MAGIC:
-        raise ConfigError(
-            f"{path}: an SQLite file; grainlike report reads the JSON-lines event log of "
-            "`grainlike run --events FILE`"
-        )
+    if head == _SQLITE_MAGIC:  # the journal of a durable run (docs/durable-runs.md)
+        events = journal_events(path)
+        if not events:
+            raise ConfigError(f"{path}: the journal's last run recorded no events")
+        return EventRecords(str(path), tuple(events))
     records, notes = _read_json_lines(path)
     if not records:
         raise ConfigError(f"{path}: no events (write them with `grainlike run --events FILE`)")

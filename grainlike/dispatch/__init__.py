@@ -24,6 +24,10 @@ from ._handle import AsCompleted as AsCompleted
 from ._handle import TaskHandle as TaskHandle
 from ._handle import as_completed as as_completed
 from ._handle import wait_all as wait_all
+from ._journal import Journal as Journal
+from ._journal_events import journal_events as journal_events
+from ._journal_read import JournalSummary as JournalSummary
+from ._journal_read import summarize_journal as summarize_journal
 from ._learned import GroupStats as GroupStats
 from ._learned import LearnedLimits as LearnedLimits
 from ._learned import LearningRule as LearningRule

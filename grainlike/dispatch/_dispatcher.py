@@ -2,9 +2,10 @@
 
 This module holds the life of a task, and only that: submission and cancellation, workers
 joining and leaving, the reports of workers, freeing what a task held, retries, and the one
-delivery of each result (``_finish``, the only place that resolves a task and publishes its
-terminal event).  Placement (``_placement.py``), chains (``_pipeline.py``), pools
-(``_pools.py``), learned limits (``_learned.py``) and the words of ``explain``
+delivery of each result (``_finish``, which with a journal hands the result to it first, and
+``_resolve``, the only place that resolves a task and publishes its terminal event).
+Placement (``_placement.py``), chains (``_pipeline.py``), pools (``_pools.py``), learned
+limits (``_learned.py``), the journal (``_journal.py``) and the words of ``explain``
 (``_explain.py``) are elsewhere; freeing an allocation stays here, next to the decision to
 deliver, because the two must agree for "exactly one result per task" to hold.
 """
@@ -46,6 +47,7 @@ from ._events import (
 )
 from ._explain import explain, unsatisfiable_error
 from ._handle import TaskHandle
+from ._journal import Journal
 from ._learned import LearnedLimits
 from ._pipeline import Pipelines
 from ._placement import Placement, Reservation, WorkerIndex, plan
@@ -117,6 +119,8 @@ class Dispatcher:
     config: DispatcherConfig = attrs.field(factory=DispatcherConfig)
     learned: LearnedLimits = attrs.field(factory=LearnedLimits)
     events: EventBus = attrs.field(factory=EventBus)
+    #: Where a durable run records its tasks (``None``: nothing is recorded).
+    journal: Journal | None = None
     _queue: TaskQueue = attrs.field(factory=TaskQueue)
     _workers: WorkerIndex = attrs.field(factory=WorkerIndex)
     _tasks: dict[int, Task] = attrs.field(factory=dict)
@@ -140,6 +144,8 @@ class Dispatcher:
     def __attrs_post_init__(self) -> None:
         self._pools = Pools(self.config.pools or ZERO)
         self._pipelines = Pipelines(self.config.pipeline_window)
+        if self.journal is not None:
+            self.journal.attach(self._resolve, self._recalled)
 
     # -- submission ---------------------------------------------------------------------------
 
@@ -158,14 +164,19 @@ class Dispatcher:
         ``parent`` is the task that submitted it, if a task did: it is cancelled when its
         parent ends.  A ``ZERO`` request (a branch that only submits and gathers) runs on the
         head, in the dispatcher's own process, without taking a worker's slot.
+        With a journal, a task whose key has a recorded success is not queued: it resolves
+        with the recorded value as soon as the journal has read it (``_recalled``).
         """
         self._next_id += 1
         now = trio.current_time()
         task = Task(self._next_id, request, work, name, priority, retries, now, parent=parent)
-        self._tasks[task.id] = task
         if self.events.active:
             self.events.publish(TaskSubmitted(task.id, name, str(request), priority, parent))
         handle = TaskHandle(task, self._abort)
+        if self.journal is not None and self.journal.recall(task):
+            task.state = TaskState.DONE  # not queued, and nothing to cancel
+            return handle
+        self._tasks[task.id] = task
         if parent is not None:
             owner = self._tasks.get(parent)
             if owner is None or owner.result is not None or owner.state is not TaskState.RUNNING:
@@ -180,6 +191,10 @@ class Dispatcher:
         if not request and self._head is not None:
             self._assign([Placement(task, self._head, ZERO, None, None)], now)
             return handle
+        self._enqueue(task)
+        return handle
+
+    def _enqueue(self, task: Task) -> None:
         shape = self._queue.push(task)
         if self.config.unsatisfiable_grace <= 0 and not self._ever_fits(shape):
             self._fail_unsatisfiable(shape)
@@ -191,7 +206,16 @@ class Dispatcher:
                 self._kick()  # it waits: the loop watches over waiting tasks
         else:
             self._kick()
-        return handle
+
+    def _recalled(self, task: Task, result: outcome.Outcome[Any] | None) -> None:
+        """The journal read the recorded value of a task (``None``: it could not): resolve it
+        as finished by the journal, or run it after all."""
+        if result is None:
+            task.state = TaskState.QUEUED
+            self._tasks[task.id] = task
+            self._enqueue(task)
+        else:
+            self._resolve(task, result, worker="journal", duration=0.0)
 
     def _abort(self, task: Task) -> None:
         """Cancel a task: drop it from the queue, or stop it on its worker."""
@@ -252,6 +276,8 @@ class Dispatcher:
         self._workers_version += 1
         self._no_worker_since = None
         self.events.publish(WorkerJoined(worker_id, str(capacity)))
+        if self.journal is not None:
+            self.journal.worker_joined(worker_id, capacity)
         self._kick()
 
     def remove_worker(self, worker_id: str, reason: str, *, lost: bool = True) -> None:
@@ -270,6 +296,8 @@ class Dispatcher:
             self._reservation = None
         event = WorkerLost(worker_id, reason) if lost else WorkerDrained(worker_id, reason)
         self.events.publish(event)
+        if self.journal is not None:
+            self.journal.worker_left(worker_id, reason, lost)
         # Newest first, so that putting each back at the front of the queue keeps their order.
         tasks = sorted(state.running.values(), key=lambda t: t.id, reverse=True)
         # A task still waiting behind another in a pipeline never ran: it is not a lost attempt.
@@ -504,6 +532,8 @@ class Dispatcher:
 
     def _requeue(self, task: Task, worker_id: str, reason: str) -> None:
         self._cancel_children(task)  # the next attempt submits its own
+        if self.journal is not None:
+            self.journal.retried(task, worker_id, reason)
         task.requeue()
         self._queue.pushleft(task)
         if self.events.active:
@@ -527,6 +557,22 @@ class Dispatcher:
         task: Task,
         result: outcome.Outcome[Any],
         *,
+        worker: str | None = None,
+        duration: float | None = None,
+        usage: Usage | None = None,
+    ) -> None:
+        """End a task with its one result: resolve it and publish its one terminal event, at
+        once or, with a journal, once the result is durable there (``_resolve``)."""
+        if task.result is not None:
+            return
+        if self.journal is not None and self.journal.record(task, result, worker, duration, usage):
+            return
+        self._resolve(task, result, worker, duration, usage)
+
+    def _resolve(
+        self,
+        task: Task,
+        result: outcome.Outcome[Any],
         worker: str | None = None,
         duration: float | None = None,
         usage: Usage | None = None,
@@ -629,6 +675,7 @@ class Dispatcher:
         batches: dict[WorkerState, list[Task]] = {}
         publish = self.events.active
         self._last_start = now
+        journal = self.journal
         for placement in placements:
             task, worker, allocation = placement.task, placement.worker, placement.allocation
             if worker.pipeline and task.chain is None:
@@ -641,6 +688,8 @@ class Dispatcher:
                 batch.append(task)
             if publish:
                 self.events.publish(_placed(task, worker.id, placement))
+            if journal is not None:
+                journal.placed(task, worker.id, allocation, placement.pool_allocation, now)
         for worker, tasks in batches.items():
             worker.link.run_tasks(tasks)
 

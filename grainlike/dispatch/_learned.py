@@ -1,4 +1,10 @@
-"""Learned time limits per ``WTime(group=...)``: Grain's rule, persisted across runs."""
+"""Learned time limits per ``WTime(group=...)``: Grain's rule, persisted across runs.
+
+The statistics live in memory, where placement reads them, and in the learned store
+(``_learned_store.py``), where every counted run is folded in as it is recorded (in a thread,
+off the event loop) and whence the merged statistics, with what concurrent runs added, come
+back.  A JSON statistics file of earlier versions is migrated on first use.
+"""
 
 from __future__ import annotations
 
@@ -6,14 +12,17 @@ import json
 import logging
 import math
 import os
-import secrets
+import sqlite3
 from pathlib import Path
 from typing import Any
 
 import attrs
+import trio
 
 from .._exceptions import ConfigError
 from ..resource import MAX_DURATION
+from ._database import SQLITE_MAGIC, BatchWriter
+from ._learned_store import LearnedStore, Row
 
 __all__ = ["GroupStats", "LearnedLimits", "LearningRule"]
 
@@ -103,13 +112,78 @@ def _group_stats(value: Any) -> GroupStats:
     return GroupStats(value["count"], value["mean"], value["m2"])
 
 
+#: The metric of run times in the learned store.
+_WTIME = "wtime"
+
+
+def _read_json(path: Path) -> dict[str, GroupStats]:
+    """The groups of a JSON statistics file (what grainlike wrote before the learned store).
+
+    Raises:
+        ConfigError: the file cannot be read or holds anything but valid statistics.
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise ConfigError(f"{path}: cannot read it ({error.strerror})") from None
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"{path}: not a grainlike statistics file ({error})") from None
+    try:
+        data = json.loads(text)
+        if not isinstance(data, dict) or not isinstance(data.get("groups"), dict):
+            raise ConfigError("expected {'groups': {NAME: {'count': ..., 'mean': ..., ...}}}")
+        return {name: _group_stats(value) for name, value in data["groups"].items()}
+    except (ValueError, KeyError) as error:  # ConfigError is a ValueError
+        raise ConfigError(f"{path}: not a grainlike statistics file ({error})") from None
+
+
+def _is_json(path: Path) -> bool:
+    """Whether ``path`` holds something other than an SQLite database (an older JSON file)."""
+    try:
+        with path.open("rb") as file:
+            head = file.read(len(SQLITE_MAGIC))
+    except FileNotFoundError:
+        return False
+    except OSError as error:
+        raise ConfigError(f"{path}: cannot read it ({error.strerror})") from None
+    return bool(head) and head != SQLITE_MAGIC
+
+
+def _migrate_json(json_file: Path, store: LearnedStore) -> None:
+    """Fold a JSON statistics file into ``store`` once: the file is renamed ``.migrated``
+    first, so that of two runs starting at once only one imports it."""
+    groups = _read_json(json_file)
+    migrated = json_file.with_name(json_file.name + ".migrated")
+    try:
+        json_file.rename(migrated)
+    except FileNotFoundError:
+        return  # another run took it
+    except OSError as error:
+        raise ConfigError(f"{json_file}: cannot migrate it ({error.strerror})") from None
+    rows = {name: (s.count, s.mean, s.m2, 0.0) for name, s in groups.items()}
+    try:
+        store.merge(_WTIME, rows)
+    except sqlite3.Error as error:
+        migrated.rename(json_file)
+        raise ConfigError(f"{store.path}: cannot migrate {json_file} into it ({error})") from None
+    log.info(
+        "migrated the learned time limits of %d group(s) from %s into %s (the JSON file is "
+        "kept as %s)",
+        len(rows),
+        json_file,
+        store.path,
+        migrated,
+    )
+
+
 @attrs.define(eq=False)
 class LearnedLimits:
-    """Per-group statistics, the limits they imply, and the file they persist to.
+    """Per-group statistics, the limits they imply, and the store they persist to.
 
     An implausible run time (not finite, negative, or longer than any ``WTime`` limit) is
-    ignored and counted in ``rejected``; the first one is logged.  A file that cannot be
-    saved is logged once; the run goes on.
+    ignored and counted in ``rejected``; the first one is logged.  A store that cannot be
+    written is logged once; the run goes on.  ``serve`` writes each counted run to the store
+    as it is recorded; ``save`` writes what is pending at once.
     """
 
     rule: LearningRule = attrs.field(factory=LearningRule)
@@ -119,34 +193,48 @@ class LearnedLimits:
     #: How many reported run times were ignored as implausible.
     rejected: int = 0
     _save_failed: bool = False
+    _store: LearnedStore | None = None
+    _pending: list[tuple[str, float]] = attrs.field(factory=list)
+    _writer: BatchWriter[list[tuple[str, float]], dict[str, Row]] = attrs.field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        self._writer = BatchWriter(self._take, self._fold, self._merge)
 
     @classmethod
     def open(
-        cls, path: str | os.PathLike[str] | None, rule: LearningRule | None = None
+        cls,
+        path: str | os.PathLike[str] | None,
+        rule: LearningRule | None = None,
+        *,
+        legacy: str | os.PathLike[str] | None = None,
     ) -> LearnedLimits:
-        """Load the statistics file at ``path`` (missing file: nothing learned yet).
+        """Load the learned store at ``path`` (missing file: nothing learned yet).
+
+        A JSON statistics file of an earlier version at ``path`` is migrated in place (and
+        kept as ``PATH.migrated``); so is one at ``legacy`` (the former default path) when
+        ``path`` does not exist yet.
 
         Raises:
-            ConfigError: the file cannot be read or holds anything but valid statistics; the
-                message names the file.
+            ConfigError: the file cannot be read, holds anything but valid statistics, or is
+                of a newer schema; the message names the file.
         """
         limits = cls(rule or LearningRule(), Path(path) if path is not None else None)
         if limits.path is None:
             return limits
+        if _is_json(limits.path):
+            store = LearnedStore(limits.path)
+            _migrate_json(limits.path, store)
+        else:
+            store = LearnedStore.open(limits.path)
+            if legacy is not None and not limits.path.exists() and Path(legacy).exists():
+                _migrate_json(Path(legacy), store)
+        limits._store = store
         try:
-            text = limits.path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            return limits
-        except OSError as error:
-            raise ConfigError(f"{limits.path}: cannot read it ({error.strerror})") from None
-        except UnicodeDecodeError as error:
-            raise ConfigError(f"{limits.path}: not a grainlike statistics file ({error})") from None
-        try:
-            data = json.loads(text)
-            if not isinstance(data, dict) or not isinstance(data.get("groups"), dict):
-                raise ConfigError("expected {'groups': {NAME: {'count': ..., 'mean': ..., ...}}}")
-            limits._groups = {name: _group_stats(value) for name, value in data["groups"].items()}
-        except (ValueError, KeyError) as error:  # ConfigError is a ValueError
+            limits._groups = {
+                name: GroupStats(*row[:3]) for name, row in store.load(_WTIME).items()
+            }
+        except ConfigError as error:
+            store.close()
             raise ConfigError(f"{limits.path}: not a grainlike statistics file ({error})") from None
         return limits
 
@@ -157,7 +245,7 @@ class LearnedLimits:
             updated = current.add(duration)
         except ConfigError:
             # A worker (any key holder) reports durations: one bad report must not poison the
-            # group's limits, nor the file that the next run loads.
+            # group's limits, nor the store that the next run loads.
             self.rejected += 1
             if self.rejected == 1:
                 log.warning(
@@ -171,6 +259,9 @@ class LearnedLimits:
             return
         self._groups[group] = updated
         self.version += 1
+        if self._store is not None:
+            self._pending.append((group, duration))
+            self._writer.poke()
 
     def stats(self, group: str) -> GroupStats:
         """The group's statistics so far."""
@@ -190,34 +281,51 @@ class LearnedLimits:
             min(stats.mean + rule.soft_sigmas * stats.stdev, MAX_DURATION),
         )
 
-    def save(self) -> None:
-        """Write the statistics file atomically, mode 0600 (no-op without a path).
+    async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Write each counted run to the store, off the event loop, until cancelled."""
+        await self._writer.serve(task_status=task_status)
 
-        It never raises for a file that cannot be written (a full disk, a missing
+    def save(self) -> None:
+        """Write what is pending to the store now (no-op without a path).
+
+        It never raises for a store that cannot be written (a full disk, a missing
         directory): it logs one warning and the run's result stands.
         """
-        if self.path is None:
-            return
-        data = {
-            "groups": {
-                name: {"count": s.count, "mean": s.mean, "m2": s.m2}
-                for name, s in sorted(self._groups.items())
-            }
-        }
-        text = json.dumps(data, indent=1) + "\n"
-        # A name of its own: concurrent runs sharing the file never write into one temporary.
-        scratch = self.path.with_name(f".{self.path.name}.{secrets.token_hex(8)}.tmp")
+        merged = self._writer.write_now()
+        if merged is not None:
+            self._merge([], merged)
+
+    def close(self) -> None:
+        """Write what is pending and close the store."""
+        self.save()
+        if self._store is not None:
+            self._store.close()
+
+    def _take(self, final: bool) -> list[tuple[str, float]] | None:
+        pending, self._pending = self._pending, []
+        return pending or None
+
+    def _fold(self, samples: list[tuple[str, float]]) -> dict[str, Row]:
+        assert self._store is not None
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            # 0600 from the start: the file names the user's task groups.
-            descriptor = os.open(scratch, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            try:
-                with os.fdopen(descriptor, "w", encoding="utf-8") as file:
-                    file.write(text)
-                scratch.replace(self.path)
-            finally:
-                scratch.unlink(missing_ok=True)
-        except OSError as error:
+            return self._store.fold(_WTIME, samples)
+        except (sqlite3.Error, ConfigError, OSError) as error:
             if not self._save_failed:
                 self._save_failed = True
                 log.warning("learned time limits not saved to %s: %s", self.path, error)
+            return {}
+
+    def _merge(self, _: list[tuple[str, float]], merged: dict[str, Row]) -> None:
+        """Take the stored statistics (with other runs' runs), plus this run's runs that are
+        still pending."""
+        for name, row in merged.items():
+            try:
+                stats = GroupStats(*row[:3])
+            except ConfigError:
+                continue  # another writer's nonsense: keep what this run has
+            for group, duration in self._pending:
+                if group == name:
+                    stats = stats.add(duration)
+            if stats != self._groups.get(name):
+                self._groups[name] = stats
+                self.version += 1

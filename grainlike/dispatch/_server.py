@@ -429,7 +429,7 @@ async def _serve_worker(
         return
     dispatcher.add_worker(worker_id, hello.capacity, link)
     log.info("worker %s joined from %s with %s", worker_id, peer, hello.capacity)
-    reason, lost = "the connection closed", True
+    reason, lost, ended = "the connection closed", True, False
     try:
         async with trio.open_nursery() as nursery:
             sent_all = trio.Event()
@@ -452,7 +452,16 @@ async def _serve_worker(
                 with trio.move_on_after(1.0):
                     await sent_all.wait()
             nursery.cancel_scope.cancel()
+        ended = True
     finally:
+        if not ended:
+            # Cancelled: the dispatcher shuts down (its run ended).  Say so, or the worker
+            # would take the closed connection for a lost dispatcher and wait for it.
+            with (
+                trio.move_on_after(1.0, shield=True),
+                contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError),
+            ):
+                await framed.send(encode(Goodbye("its run ended")))
         dispatcher.remove_worker(worker_id, reason, lost=lost)
         log.info("worker %s left: %s", worker_id, reason)
 

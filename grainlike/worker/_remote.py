@@ -2,6 +2,12 @@
 
 Its tasks run in the same ``LocalWorker`` as the embedded worker's; only the reporter differs:
 here it coalesces starts and results into batches that the connection's outbox sends.
+
+A worker outlives its dispatcher: when the connection is lost (not when the dispatcher said
+goodbye or drained it), its running tasks are cancelled and it dials the same address again,
+with backoff, for ``reconnect_timeout`` seconds, authenticating as on first contact.  So a
+dispatcher restarted after a crash (``grainlike run --journal`` resumes the run) gets its
+batch-job workers back.
 """
 
 from __future__ import annotations
@@ -12,13 +18,20 @@ import os
 import socket
 import ssl
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import attrs
 import outcome
 import trio
 
-from .._exceptions import ConfigError, GrainlikeError, ProtocolError, TaskFailedError
+from .._exceptions import (
+    AuthenticationError,
+    ConfigError,
+    GrainlikeError,
+    ProtocolError,
+    TaskFailedError,
+)
 from ..resource import Resources, WTime
 from ..resource._units import format_seconds
 from ..wire import (
@@ -85,6 +98,8 @@ class WorkerOptions:
             what was still running elsewhere).
         enforce_memory: Kill processes over their task's ``Memory``.
         max_frame: The largest frame in bytes this side accepts.
+        reconnect_timeout: Seconds to keep trying to reach the dispatcher again after the
+            connection to it was lost (``0``: leave at once).
     """
 
     name: str = ""
@@ -94,6 +109,7 @@ class WorkerOptions:
     exit_margin: float = attrs.field(default=10.0, validator=_seconds)
     enforce_memory: bool = False
     max_frame: int = attrs.field(default=DEFAULT_MAX_FRAME, validator=_frame_limit)
+    reconnect_timeout: float = attrs.field(default=300.0, validator=_seconds)
 
 
 @attrs.frozen
@@ -190,20 +206,65 @@ async def serve_worker(
     """Join the dispatcher at ``address`` (``HOST:PORT``) and run tasks until told to leave.
 
     ``uplink`` carries what the worker's tasks ask of the dispatcher (subtasks, allocations).
+    When the connection is lost, it joins again (see the module's docstring), until the
+    dispatcher is back or ``reconnect_timeout`` seconds have passed.
 
-    Returns why the worker stopped.  Raises ``AuthenticationError`` when the keys differ,
-    ``GrainlikeError`` when the dispatcher cannot be reached or refuses the worker (with its
-    reason).
+    Returns why the worker stopped (``lost`` when the dispatcher went away and did not come
+    back).  Raises ``AuthenticationError`` when the keys differ (on first contact or a later
+    one), ``GrainlikeError`` when the dispatcher cannot be reached at first or refuses the
+    worker (with its reason).
     """
     settings = options or WorkerOptions()
-    async with open_connection(
-        address,
-        key,
-        tls=tls,
-        max_frame=settings.max_frame,
-        connect_timeout=settings.connect_timeout,
-    ) as framed:
-        return await join(framed, capacity, settings, address, uplink)
+
+    async def visit(connect_timeout: float, again: bool = False) -> Departure:
+        async with open_connection(
+            address, key, tls=tls, max_frame=settings.max_frame, connect_timeout=connect_timeout
+        ) as framed:
+            return await join(framed, capacity, settings, address, uplink, again=again)
+
+    departure = await visit(settings.connect_timeout)
+    back = True
+    while departure.lost and back and settings.reconnect_timeout > 0:
+        departure, back = await _come_back(visit, departure, address, capacity, settings)
+    return departure
+
+
+async def _come_back(
+    visit: Callable[[float, bool], Awaitable[Departure]],
+    lost: Departure,
+    address: str,
+    capacity: Resources,
+    settings: WorkerOptions,
+) -> tuple[Departure, bool]:
+    """Join the dispatcher again after ``lost``: how that visit ended and ``True``, or why
+    there was none and ``False``.
+
+    Until the deadline, anything but a failed key or TLS check is tried again: the address may
+    not listen yet, or may still be the old dispatcher shutting down.
+    """
+    timeout = settings.reconnect_timeout
+    walltime = capacity.get(WTime)
+    if walltime is not None:  # no use waiting past the end of the batch job
+        timeout = max(0.0, min(timeout, walltime.remaining() - settings.exit_margin))
+    log.warning("%s; reconnecting to %s for up to %s", lost, address, format_seconds(timeout))
+    deadline = trio.current_time() + timeout
+    delay, last = 0.1, "none reached it"
+    while (left := deadline - trio.current_time()) > 0:
+        try:
+            return await visit(left, True), True
+        except AuthenticationError:
+            raise
+        except GrainlikeError as error:
+            last = str(error)
+            log.debug("not back yet: %s", error)
+        await trio.sleep(min(delay, max(0.0, deadline - trio.current_time())))
+        delay = min(delay * 2, 5.0)
+    gone = Departure(
+        f"{lost}, and it did not come back within {format_seconds(timeout)} "
+        f"(--reconnect-timeout; last try: {last})",
+        lost=True,
+    )
+    return gone, False
 
 
 async def join(
@@ -212,8 +273,13 @@ async def join(
     settings: WorkerOptions,
     address: str,
     uplink: Uplink | None = None,
+    *,
+    again: bool = False,
 ) -> Departure:
-    """Join the dispatcher at the other end of an authenticated ``framed``; run its tasks."""
+    """Join the dispatcher at the other end of an authenticated ``framed``; run its tasks.
+
+    ``again`` says that this worker was there before and lost the dispatcher (for the log).
+    """
     host = socket.gethostname()
     hello = Hello(
         PROTOCOL_VERSION, settings.name or host, host, os.getpid(), capacity, settings.max_frame
@@ -231,7 +297,9 @@ async def join(
     if not isinstance(reply, Welcome):
         raise GrainlikeError(f"the dispatcher at {address} answered {type(reply).__name__}")
     framed.limit_sends(reply.max_frame)
-    log.info("joined %s as %s with %s", address, reply.worker_id, capacity)
+    log.info(
+        "%s %s as %s with %s", "rejoined" if again else "joined", address, reply.worker_id, capacity
+    )
     return await _work(framed, reply, capacity, settings, uplink or Uplink())
 
 
@@ -262,7 +330,11 @@ async def _work(
 
             async def send_then_stop() -> None:
                 await outbox.serve(framed, welcome.heartbeat_interval)
-                nursery.cancel_scope.cancel()
+                if outbox.farewell is not None:
+                    nursery.cancel_scope.cancel()
+                # Else the connection broke under a write: what the dispatcher sent before it
+                # closed (a Goodbye saying why) is still to be read, and the receiving side
+                # ends at the end of the stream.
 
             nursery.start_soon(send_then_stop)
             walltime = capacity.get(WTime)

@@ -89,6 +89,18 @@ def test_cluster_local_sends_token_tasks_only_to_the_worker_with_the_token() -> 
     assert "pipelined at most" in out
 
 
+def test_resume_runs_again_only_what_the_killed_run_did_not_record() -> None:
+    out = _run(sys.executable, "examples/resume.py").splitlines()
+    first = json.loads(out[0].removeprefix("first run, killed: ran "))
+    second = json.loads(out[1].removeprefix("second run: ran "))
+    assert 10 <= len(first) < 20
+    assert sorted(set(first) | set(second)) == list(range(20))
+    # A task the killed run finished but had not recorded yet runs again; no other does.
+    assert len(set(first) & set(second)) <= 2
+    assert out[2] == "second run: sum of the squares of 0..19: 2470"
+    assert out[3].endswith("20 tasks: 20 succeeded, 0 failed, 0 cancelled, 0 unfinished")
+
+
 def test_report_writes_an_event_log_a_report_and_a_trace_of_a_run_on_two_workers(
     tmp_path: Path,
 ) -> None:

@@ -1,12 +1,13 @@
-"""Learned time limits: Grain's rule over a group's runs, configurable, persisted to JSON."""
+"""Learned time limits: Grain's rule over a group's runs, configurable, persisted to the store."""
 
 from __future__ import annotations
 
-import json
+import contextlib
 import logging
 import math
 import os
 import re
+import sqlite3
 import stat
 import statistics
 from pathlib import Path
@@ -106,15 +107,16 @@ def test_statistics_survive_save_and_open(tmp_path: Path) -> None:
     assert reloaded.limits("sim") == learned.limits("sim")
 
 
-def test_the_saved_file_is_json_with_each_groups_statistics(tmp_path: Path) -> None:
-    path = tmp_path / "stats.json"
+def test_the_store_is_sqlite_with_a_row_per_group(tmp_path: Path) -> None:
+    path = tmp_path / "learned.db"
     learned = LearnedLimits.open(path)
     learned.record("sim", 12.0)
-    learned.save()
-    assert json.loads(path.read_text()) == {
-        "groups": {"sim": {"count": 1, "mean": 12.0, "m2": 0.0}}
-    }
-    assert [p.name for p in tmp_path.iterdir()] == ["stats.json"]
+    learned.record("sim", 14.0)
+    learned.close()
+    with contextlib.closing(sqlite3.connect(path)) as connection:
+        rows = connection.execute("SELECT metric, name, count, mean, m2, largest FROM groups")
+        assert list(rows) == [("wtime", "sim", 2, 13.0, 2.0, 14.0)]
+    assert [p.name for p in tmp_path.iterdir()] == ["learned.db"]
 
 
 def test_opening_a_missing_file_learns_nothing(tmp_path: Path) -> None:
@@ -212,7 +214,6 @@ def write_stats(path: Path, text: str) -> Path:
         '{"groups": []}',
         "[]",
         "not json",
-        "",
     ],
 )
 def test_a_corrupt_statistics_file_is_a_config_error_naming_it(tmp_path: Path, text: str) -> None:
@@ -259,16 +260,17 @@ def test_a_statistics_path_under_a_file_is_a_config_error_naming_it(tmp_path: Pa
 
 
 def test_the_statistics_file_is_created_0600_whatever_the_umask(tmp_path: Path) -> None:
-    path = tmp_path / "stats.json"
+    path = tmp_path / "learned.db"
     learned = LearnedLimits.open(path)
     learned.record("sim", 12.0)
     previous = os.umask(0)
     try:
         learned.save()
+        modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in tmp_path.iterdir()}
     finally:
         os.umask(previous)
-    assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    assert [p.name for p in tmp_path.iterdir()] == ["stats.json"]
+        learned.close()
+    assert modes == {"learned.db": 0o600, "learned.db-wal": 0o600, "learned.db-shm": 0o600}
 
 
 def test_a_save_never_writes_a_value_that_open_would_refuse(tmp_path: Path) -> None:
@@ -308,14 +310,15 @@ def test_a_run_whose_statistics_cannot_be_saved_returns_its_result(
     state = tmp_path / "state"
 
     async def main() -> str:
-        await (sleep_for @ Cores(1) & WTime(group="sim"))(0.0)
         state.rmdir()
-        state.write_text("")  # the directory is gone: the save at the end must fail
+        state.write_text("")  # the directory is gone: the store cannot be created
+        await (sleep_for @ Cores(1) & WTime(group="sim"))(0.0)
         return "result"
 
     state.mkdir()
+    rule = LearningRule(samples=2, min_duration=0.0)
     with caplog.at_level(logging.WARNING, logger="grainlike"):
-        assert gl.run(main, stats=state / "stats.json") == "result"
+        assert gl.run(main, stats=state / "learned.db", learning=rule) == "result"
     assert [r.getMessage() for r in caplog.records if "not saved" in r.getMessage()] != []
 
 
@@ -327,3 +330,108 @@ async def test_a_run_refuses_a_poisoned_statistics_file_by_name(tmp_path: Path) 
     with pytest.raises(ConfigError, match=r"stats\.json: not a grainlike statistics file"):
         async with gl.open_session(stats=path):
             pass
+
+
+# -- the learned store: merged updates, migration, versions ---------------------------------------
+
+
+def test_two_runs_sharing_the_store_keep_each_others_groups(tmp_path: Path) -> None:
+    path = tmp_path / "learned.db"
+    first, second = LearnedLimits.open(path), LearnedLimits.open(path)
+    first.record("a", 11.0)
+    second.record("b", 21.0)
+    first.save()
+    second.save()
+    first.close()
+    second.close()
+    assert stored(path, "a") == GroupStats().add(11.0)
+    assert stored(path, "b") == GroupStats().add(21.0)
+
+
+def test_two_runs_learning_one_group_both_count(tmp_path: Path) -> None:
+    path = tmp_path / "learned.db"
+    first, second = LearnedLimits.open(path), LearnedLimits.open(path)
+    for duration in RUNS[:4]:
+        first.record("sim", duration)
+    for duration in RUNS[4:]:
+        second.record("sim", duration)
+    first.save()
+    second.save()
+    # Each update brings back what the other run added: the second has all eight runs.
+    assert second.stats("sim").count == len(RUNS)
+    assert second.stats("sim").mean == pytest.approx(statistics.mean(RUNS))
+    assert second.stats("sim").stdev == pytest.approx(statistics.stdev(RUNS))
+    first.close()
+    second.close()
+
+
+def test_a_json_statistics_file_is_migrated_in_place_once(tmp_path: Path) -> None:
+    path = write_stats(
+        tmp_path / "stats.json", '{"groups": {"sim": {"count": 8, "mean": 12.0, "m2": 4.0}}}'
+    )
+    learned = LearnedLimits.open(path)
+    learned.close()
+    assert learned.stats("sim") == GroupStats(8, 12.0, 4.0)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["stats.json", "stats.json.migrated"]
+    assert path.read_bytes().startswith(b"SQLite format 3\x00")
+    assert stored(path, "sim") == GroupStats(8, 12.0, 4.0)
+
+
+def test_the_former_default_json_file_is_folded_into_a_new_store(tmp_path: Path) -> None:
+    legacy = write_stats(
+        tmp_path / "wtime-stats.json", '{"groups": {"old": {"count": 3, "mean": 20.0, "m2": 2.0}}}'
+    )
+    learned = LearnedLimits.open(tmp_path / "learned.db", legacy=legacy)
+    learned.close()
+    assert learned.stats("old") == GroupStats(3, 20.0, 2.0)
+    assert not legacy.exists()
+    assert (tmp_path / "wtime-stats.json.migrated").exists()
+    # Once: a store that exists already does not look at the former file again.
+    write_stats(legacy, '{"groups": {"new": {"count": 1, "mean": 30.0, "m2": 0.0}}}')
+    again = LearnedLimits.open(tmp_path / "learned.db", legacy=legacy)
+    again.close()
+    assert again.stats("new") == GroupStats()
+
+
+def test_a_store_of_a_newer_schema_is_a_config_error_naming_it(tmp_path: Path) -> None:
+    path = tmp_path / "learned.db"
+    learned = LearnedLimits.open(path)
+    learned.record("sim", 12.0)
+    learned.close()
+    with contextlib.closing(sqlite3.connect(path)) as connection:
+        connection.execute("PRAGMA user_version = 7")
+    with pytest.raises(ConfigError, match=rf"{re.escape(str(path))}: .*schema version 7, newer"):
+        LearnedLimits.open(path)
+
+
+def test_another_programs_database_is_not_taken_for_a_store(tmp_path: Path) -> None:
+    path = tmp_path / "other.db"
+    with contextlib.closing(sqlite3.connect(path)) as connection:
+        connection.execute("CREATE TABLE things (x)")
+    with pytest.raises(ConfigError, match=r"other\.db: not a grainlike statistics file"):
+        LearnedLimits.open(path)
+
+
+def test_an_empty_file_is_an_empty_store(tmp_path: Path) -> None:
+    path = write_stats(tmp_path / "learned.db", "")
+    learned = LearnedLimits.open(path)
+    learned.record("sim", 12.0)
+    learned.close()
+    assert stored(path, "sim").count == 1
+
+
+def stored(path: Path, group: str) -> GroupStats:
+    """What another run opening the store now would find for ``group``."""
+    learned = LearnedLimits.open(path)
+    learned.close()
+    return learned.stats(group)
+
+
+@pytest.mark.usefixtures("local_capacity")
+async def test_a_counted_run_is_in_the_store_before_the_session_ends(tmp_path: Path) -> None:
+    path = tmp_path / "learned.db"
+    async with gl.open_session(stats=path, learning=LearningRule(samples=2, min_duration=0.0)):
+        await (sleep_for @ Cores(1) & WTime(group="sim"))(0.01)
+        with trio.fail_after(10):  # a thread writes it: real time
+            while stored(path, "sim").count == 0:
+                await trio.sleep(0.01)

@@ -70,6 +70,8 @@ DOCUMENTED = {
         "as_completed",
         "TaskHandle",
         "LearningRule",
+        # a run's events rebuilt from its journal (docs/durable-runs.md), for grainlike report
+        "journal_events",
     },
     "worker": {
         "GVAR",

@@ -174,7 +174,7 @@ def test_an_empty_file_and_an_sqlite_file_are_config_errors(tmp_path: Path) -> N
     database = tmp_path / "run.db"
     with sqlite3.connect(database) as connection:
         connection.execute("create table t (x)")
-    with pytest.raises(gl.ConfigError, match=r"run\.db: an SQLite file"):
+    with pytest.raises(gl.ConfigError, match=r"run\.db: not a grainlike journal"):
         load_run(database)
 
 

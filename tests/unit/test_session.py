@@ -355,10 +355,10 @@ async def test_the_stats_file_is_written_where_asked(
     async def nothing() -> None:
         await trio.sleep(11)
 
-    stats = tmp_path / "stats.json"
+    stats = tmp_path / "learned.db"
     async with gl.open_session(stats=stats):
         await (nothing @ Cores(1) & gl.WTime(group="g"))()
-    assert '"g"' in stats.read_text()
+    assert gl.dispatch.LearnedLimits.open(stats).stats("g").count == 1
 
 
 # -- errors reach the user as themselves ------------------------------------------------------

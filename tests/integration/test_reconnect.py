@@ -1,0 +1,178 @@
+"""Workers that outlive their dispatcher: real ``grainlike worker`` and ``grainlike run``
+processes on 127.0.0.1, the dispatcher killed with SIGKILL and started again on the same port."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+KEY = bytes(range(32))
+GRAINLIKE = [sys.executable, "-m", "grainlike"]
+ENV = dict(os.environ, GRAINLIKE_KEY=KEY.hex())
+
+SCRIPT = """
+import sys
+from pathlib import Path
+
+import trio
+
+import grainlike as gl
+from grainlike import Cores
+
+
+async def where():
+    return gl.GVAR.instance
+
+
+async def hold(state):
+    Path(state, "holding").write_text("")
+    try:
+        await trio.sleep(3600)
+    finally:
+        Path(state, "cancelled").write_text("")
+
+
+async def main():
+    mode, state = sys.argv[1], sys.argv[2]
+    print(mode, "ran on", await (where @ Cores(1))(), flush=True)
+    if mode == "first":
+        await (hold @ Cores(1))(state)  # the dispatcher is killed while this runs
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def wait_for(condition: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"gave up waiting for {what}")
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def processes() -> Iterator[list[subprocess.Popen[str]]]:
+    """Processes a test starts; whatever still runs at its end is killed."""
+    started: list[subprocess.Popen[str]] = []
+    try:
+        yield started
+    finally:
+        for process in started:
+            if process.poll() is None:
+                process.kill()
+            process.communicate()
+
+
+def start(started: list[subprocess.Popen[str]], *command: str) -> subprocess.Popen[str]:
+    process = subprocess.Popen(
+        [*GRAINLIKE, *command],
+        env=ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    started.append(process)
+    return process
+
+
+def dispatcher(
+    started: list[subprocess.Popen[str]], script: Path, port: int, mode: str, state: Path
+) -> subprocess.Popen[str]:
+    return start(
+        started,
+        "run",
+        str(script),
+        "--listen",
+        f"127.0.0.1:{port}",
+        "--no-local",
+        "--no-progress",
+        "--stats",
+        str(state / "learned.db"),
+        "--",
+        mode,
+        str(state),
+    )
+
+
+def test_a_worker_survives_a_killed_dispatcher_and_serves_the_restarted_one(
+    tmp_path: Path, processes: list[subprocess.Popen[str]]
+) -> None:
+    script = tmp_path / "script.py"
+    script.write_text(SCRIPT)
+    port = free_port()
+    first = dispatcher(processes, script, port, "first", tmp_path)
+    worker = start(
+        processes,
+        "worker",
+        f"127.0.0.1:{port}",
+        "--name",
+        "survivor",
+        "--resources",
+        "cores:1,mem:1G",
+        "--reconnect-timeout",
+        "30",
+    )
+    wait_for(lambda: (tmp_path / "holding").exists(), "the first dispatcher's long task")
+    os.kill(first.pid, signal.SIGKILL)
+    first_out, _ = first.communicate(timeout=10)
+    assert first_out == "first ran on survivor\n"
+    wait_for(lambda: (tmp_path / "cancelled").exists(), "the worker to cancel its task")
+    assert worker.poll() is None  # still there, waiting for its dispatcher
+    second = dispatcher(processes, script, port, "second", tmp_path)
+    second_out, second_err = second.communicate(timeout=60)
+    assert (second.returncode, second_out) == (0, "second ran on survivor\n"), second_err
+    _, worker_err = worker.communicate(timeout=30)
+    assert worker.returncode == 0, worker_err  # the second run ended and said goodbye
+    assert "reconnecting to 127.0.0.1" in worker_err
+    assert f"rejoined 127.0.0.1:{port} as survivor" in worker_err
+    assert (
+        worker_err.splitlines()[-1]
+        == "grainlike worker: the dispatcher said goodbye: its run ended"
+    )
+
+
+def test_a_worker_whose_dispatcher_does_not_come_back_exits_with_one_line(
+    tmp_path: Path, processes: list[subprocess.Popen[str]]
+) -> None:
+    script = tmp_path / "script.py"
+    script.write_text(SCRIPT)
+    port = free_port()
+    first = dispatcher(processes, script, port, "first", tmp_path)
+    worker = start(
+        processes,
+        "worker",
+        f"127.0.0.1:{port}",
+        "--name",
+        "orphan",
+        "--resources",
+        "cores:1,mem:1G",
+        "--reconnect-timeout",
+        "3",
+    )
+    wait_for(lambda: (tmp_path / "holding").exists(), "the dispatcher's long task")
+    os.kill(first.pid, signal.SIGKILL)
+    lost = time.monotonic()
+    _, err = worker.communicate(timeout=30)
+    waited = time.monotonic() - lost
+    assert worker.returncode == 1, err
+    (last,) = [line for line in err.splitlines() if line.startswith("grainlike worker:")]
+    assert last == err.splitlines()[-1]
+    assert last.startswith("grainlike worker: the dispatcher was lost: ")
+    assert "did not come back within 3s (--reconnect-timeout; last try: cannot reach" in last
+    assert 3 <= waited < 15
+    assert (tmp_path / "cancelled").exists()
