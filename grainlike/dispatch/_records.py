@@ -109,6 +109,15 @@ class Task:
         """The task's shape."""
         return (self.priority, self.request)
 
+    @property
+    def granted(self) -> Resources | None:
+        """What the task got, as it sees it (``gl.GVAR.res``): its worker's part, and the
+        counters it drew from the dispatcher's pools."""
+        allocation, pooled = self.allocation, self.pool_allocation
+        if allocation is None or pooled is None:
+            return allocation
+        return allocation & pooled
+
     def assign(
         self,
         worker: WorkerState,

@@ -218,12 +218,13 @@ class RemoteLink:
         pack = self.calls.pack
         specs = []
         for task in tasks:
-            assert task.allocation is not None
+            granted = task.granted
+            assert granted is not None
             specs.append(
                 TaskSpec(
                     task.id,
                     pack(task.work),
-                    task.allocation,
+                    granted,
                     task.hard_limit,
                     task.attempt,
                     task.after,

@@ -208,6 +208,8 @@ class IdSet(Kind):
 
     def to_text(self) -> str:
         ids = self._ids
+        if self._origin:  # an allocation: the IDs it got, even 0 and 1 (not "2")
+            return format_ids(list(ids))
         if self._nfree == len(ids) and ids[-1] == len(ids) - 1:
             return str(len(ids))
         return format_ids(self.free_ids())

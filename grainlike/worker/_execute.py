@@ -26,7 +26,8 @@ class Assignment(Protocol):
     @property
     def work(self) -> Call | PackedCall: ...
     @property
-    def allocation(self) -> Resources | None: ...
+    def granted(self) -> Resources | None:
+        """What the task got: its worker's part and any counters from the dispatcher's pools."""
     @property
     def hard_limit(self) -> float | None: ...
     @property

@@ -156,8 +156,8 @@ class LocalWorker:
         if isinstance(work, PackedCall):  # a subtask a remote worker submitted, as it sent it
             work = self._calls.unpack(work.data, task_id=task_id)
         scope = self._scopes[task_id]
-        assert task.allocation is not None, "a task is handed over with its allocation"
-        context = TaskContext(task.allocation, self.worker_id, task_id, self.enforce_memory)
+        assert task.granted is not None, "a task is handed over with its allocation"
+        context = TaskContext(task.granted, self.worker_id, task_id, self.enforce_memory)
         reporter = self.reporter
         clock = trio.lowlevel.current_clock()
         start = clock.current_time()

@@ -130,7 +130,7 @@ class _Received:
     id: int
     attempt: int
     work: Call
-    allocation: Resources
+    granted: Resources
     hard_limit: float | None
     after: int | None
 

@@ -77,7 +77,7 @@ async def test_one_task_publishes_submitted_placed_started_finished_in_order() -
     name = handle.task.name
     assert name.endswith("double")
     assert submitted == TaskSubmitted(handle.id, name, "cores:2", 0, at=submitted.at)
-    assert placed == TaskPlaced(handle.id, "here", "cores:2", (0, 1), (), 1, at=placed.at)
+    assert placed == TaskPlaced(handle.id, "here", "cores:[0-1]", (0, 1), (), 1, at=placed.at)
     assert started == TaskStarted(handle.id, "here", 1, at=started.at)
     assert isinstance(finished, TaskFinished) and finished.task_id == handle.id
     assert [event.at for event in seen] == sorted(event.at for event in seen)

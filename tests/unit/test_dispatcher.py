@@ -333,7 +333,7 @@ async def test_explain_says_why_a_task_waits_and_where_it_runs(
         queued = submit(dispatcher, Cores(1), name="narrow")
         await trio.sleep(2.5)
         assert (
-            dispatcher.explain(running.task) == f"task {running.id} (wide) runs on w with cores:2"
+            dispatcher.explain(running.task) == f"task {running.id} (wide) runs on w with cores:[0-1]"
         )
         assert dispatcher.explain(queued.task) == (
             f"task {queued.id} (narrow, cores:1) has waited 2.5s: w is busy (free too little cores)"
@@ -569,7 +569,7 @@ async def test_a_pooled_counter_is_named_with_the_allocation_in_the_placed_event
         session.dispatcher.events.subscribe(seen.append)
         await (nothing @ Cores(1) & Counter("license", 1))()
     (placed,) = [e for e in seen if isinstance(e, TaskPlaced)]
-    assert placed.allocation == "cores:1,license:1"
+    assert placed.allocation == "cores:[0],license:1"
 
 
 # -- learned groups -------------------------------------------------------------------------------
@@ -633,9 +633,8 @@ async def test_learned_limits_persist_to_the_stats_file_for_the_next_session(
         hard, soft = await (simulate @ Cores(1) & WTime(group="sim"))(11)
     assert (hard, soft) == pytest.approx((MEAN + 5 * SIGMA, MEAN + 2 * SIGMA))
     (placed,) = [e for e in seen if isinstance(e, TaskPlaced)]
-    assert placed.allocation == str(
-        Cores(1) & WTime(MEAN + 5 * SIGMA, MEAN + 2 * SIGMA, group="sim")
-    )
+    learned = WTime(MEAN + 5 * SIGMA, MEAN + 2 * SIGMA, group="sim")
+    assert placed.allocation == f"cores:[0],{learned}"
 
 
 async def test_the_learning_rule_is_configurable(autojump_clock: trio.testing.MockClock) -> None:
@@ -708,3 +707,14 @@ async def test_a_finished_tasks_cores_go_to_what_is_first_in_line_not_to_its_own
         done(dispatcher, "w", second.task)
         await settle()
         assert link.started[2].id == urgent.id
+
+
+async def test_a_counter_from_a_pool_is_in_the_tasks_allocation() -> None:
+    async def licences() -> object:
+        res = gl.GVAR.res
+        return res.get("license"), res.c
+
+    async with gl.open_session(stats=None, resources="cores:2", pools={"license": 2}):
+        held, cores = await (licences @ Cores(1) & Counter("license", 1))()
+    assert held == Counter("license", 1)
+    assert len(cores) == 1

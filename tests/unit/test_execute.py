@@ -134,7 +134,7 @@ async def test_cancellation_is_not_captured_as_a_result() -> None:
 class Assignment:
     id: int
     work: Call
-    allocation: Resources = ALLOCATION
+    granted: Resources = ALLOCATION
     hard_limit: float | None = None
     attempt: int = 1
     after: int | None = None
@@ -381,7 +381,7 @@ def pid() -> int:
 async def test_a_sync_task_runs_in_a_pool_process_and_reports_its_usage() -> None:
     allocation = as_resources(Cores([sorted(os.sched_getaffinity(0))[0]]))
     async with local_worker() as (worker, reporter):
-        worker.run_tasks([Assignment(1, Call(pid), allocation=allocation)])
+        worker.run_tasks([Assignment(1, Call(pid), granted=allocation)])
         with trio.fail_after(30):
             while len(reporter.reports) < 2:
                 await trio.sleep(0.01)

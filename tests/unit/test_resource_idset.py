@@ -229,3 +229,10 @@ def test_the_grammar_refuses_a_billion_cores() -> None:
         parse_resources("cores:1000000000")
     with pytest.raises(ResourceError, match=f"an ID is at most {MAX_ID}"):
         parse_resources("cores:[0-1000000000]", capacity=True)
+
+
+def test_an_allocation_prints_its_ids_even_from_zero() -> None:
+    capacity = Cores(4)
+    first, second = capacity.alloc(Cores(1)), capacity.alloc(Cores(2))
+    assert (str(first), str(second)) == ("cores:[0]", "cores:[1-2]")
+    assert str(Cores(2)) == "cores:2"  # a request: a count

@@ -344,7 +344,7 @@ async def test_explain_says_where_a_task_runs_and_why_one_waits(
         waiting = (hold @ Cores(1))()
         await trio.testing.wait_all_tasks_blocked()
         assert gl.explain(running).startswith(f"task {running.id} (")
-        assert gl.explain(running).endswith(") runs on box with cores:2")
+        assert gl.explain(running).endswith(") runs on box with cores:[0-1]")
         assert gl.explain(waiting).endswith("box is busy (free too little cores)")
         await gl.gather(running, waiting)
 
