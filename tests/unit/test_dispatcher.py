@@ -332,8 +332,8 @@ async def test_explain_says_why_a_task_waits_and_where_it_runs(
         running = waiting
         queued = submit(dispatcher, Cores(1), name="narrow")
         await trio.sleep(2.5)
-        assert (
-            dispatcher.explain(running.task) == f"task {running.id} (wide) runs on w with cores:[0-1]"
+        assert dispatcher.explain(running.task) == (
+            f"task {running.id} (wide) runs on w with cores:[0-1]"
         )
         assert dispatcher.explain(queued.task) == (
             f"task {queued.id} (narrow, cores:1) has waited 2.5s: w is busy (free too little cores)"
