@@ -28,6 +28,7 @@ class Assignment(Protocol):
     @property
     def granted(self) -> Resources | None:
         """What the task got: its worker's part and any counters from the dispatcher's pools."""
+
     @property
     def hard_limit(self) -> float | None: ...
     @property
