@@ -42,7 +42,7 @@ from .dispatch import (
 )
 from .resource import Resources, ResourceSpec, parse_resources
 from .wire import Call, check_executor
-from .worker import LocalWorker
+from .worker import LocalWorker, overcommitted
 
 __all__ = [
     "DEFAULT_KEY_FILE",
@@ -347,6 +347,9 @@ async def _start_services(
             )
     if options.get("local", True):
         capacity = await trio.to_thread.run_sync(_local_capacity, options.get("resources"))
+        warning = overcommitted(capacity)
+        if warning is not None:
+            log.warning("the embedded worker's %s", warning)
         name = options.get("name") or f"local-{socket.gethostname()}"
         worker_id = dispatcher.unique_worker_id(name)
         session.local_worker = LocalWorker(

@@ -291,7 +291,7 @@ def _cmd_worker(args: argparse.Namespace) -> int:
     import trio
 
     from ._uplink import serve_remote_worker
-    from .worker import WorkerOptions, detect_capacity
+    from .worker import WorkerOptions, detect_capacity, overcommitted
 
     address = _address(args.dispatcher, "dispatcher")
     _import_modules(args.imports)
@@ -299,6 +299,9 @@ def _cmd_worker(args: argparse.Namespace) -> int:
     walltime = _resources(args.walltime and f"wtime:{args.walltime}", "--walltime")
     override = ",".join(part for part in (args.resources, walltime) if part)
     capacity = detect_capacity(override=override or None)
+    warning = overcommitted(capacity)
+    if warning is not None:
+        print(f"grainlike worker: warning: {warning}", file=sys.stderr)
     options = WorkerOptions(
         name=args.name or "",
         connect_timeout=args.connect_timeout,

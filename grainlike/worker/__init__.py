@@ -19,5 +19,6 @@ from ._remote import Departure as Departure
 from ._remote import WorkerOptions as WorkerOptions
 from ._remote import serve_worker as serve_worker
 from ._topology import CoreInfo as CoreInfo
+from ._topology import overcommitted as overcommitted
 from ._uplink import Uplink as Uplink
 from ._walltime import WalltimeInfo as WalltimeInfo

@@ -15,6 +15,7 @@ from ..resource import GPU, Cores, Memory, Resources
 from ._context import current_task_context
 from ._enforce import kill_process_group, watch_memory
 from ._keeper import forget_group, watch_group
+from ._topology import pinnable
 
 __all__ = ["ALLOCATION_VARIABLES", "allocation_environment", "run_process"]
 
@@ -79,7 +80,7 @@ async def run_process(
     options.setdefault("deliver_cancel", _terminate_group)
     cores = allocation.get(Cores)
     if cores is not None:
-        core_ids = set(cores.c)
+        core_ids = pinnable(cores.c)
         caller_setup = options.pop("preexec_fn", None)
 
         def bind_to_cores() -> None:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from pathlib import Path
 
 import attrs
 
 from .._exceptions import ConfigError
-from ..resource import Cores
+from ..resource import Cores, Resources
+from ..resource._units import format_ids
 
 __all__ = ["CoreInfo", "detect_cores", "numa_nodes", "parse_cpu_list", "sockets"]
 
@@ -128,3 +130,36 @@ def detect_cores(affinity: Iterable[int], *, sysfs: Path = Path("/sys")) -> Core
 
 def _spans_groups(ids: tuple[int, ...], mapping: dict[int, int]) -> bool:
     return all(cpu in mapping for cpu in ids) and len({mapping[cpu] for cpu in ids}) > 1
+
+
+def _affinity() -> set[int]:
+    return os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else set()
+
+
+def pinnable(core_ids: Iterable[int]) -> set[int]:
+    """The cores of ``core_ids`` this process may run on; all of those it may when none is
+    (an overcommitted capacity names cores the machine does not have: see
+    ``overcommitted``)."""
+    allowed = _affinity()
+    wanted = set(core_ids) & allowed
+    return wanted or allowed
+
+
+def overcommitted(capacity: Resources) -> str | None:
+    """A warning when ``capacity`` offers core IDs this process may not run on, else ``None``.
+
+    Such a capacity is allowed (to run more tasks than cores, on purpose): the tasks see the
+    IDs they were given, and their processes run on the cores this process may use.
+    """
+    cores = capacity.get(Cores)
+    allowed = _affinity()
+    if cores is None or not allowed:
+        return None
+    outside = sorted(set(cores.ids) - allowed)
+    if not outside:
+        return None
+    return (
+        f"{cores} offers core IDs {format_ids(outside)} that this process may not run on (its "
+        f"CPU affinity is {format_ids(sorted(allowed))}): tasks given them run on the others, "
+        "sharing them (an overcommitted capacity; see docs/resources.md)"
+    )

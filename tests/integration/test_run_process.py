@@ -233,3 +233,28 @@ async def test_a_failing_child_raises_called_process_error_unless_check_is_off(
 async def test_run_process_outside_a_task_says_it_needs_one() -> None:
     with pytest.raises(RuntimeError, match="not inside a grainlike task"):
         await gl.run_process([PYTHON, "-c", "pass"])
+
+
+def test_an_overcommitted_embedded_worker_warns_and_its_tasks_children_still_run(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    allowed = set(os.sched_getaffinity(0))
+    count = len(allowed) + 2
+
+    async def child() -> tuple[list[int], set[int]]:
+        done = await gl.run_process(
+            [sys.executable, "-c", "import os; print(sorted(os.sched_getaffinity(0)))"],
+            capture_stdout=True,
+        )
+        return gl.GVAR.res.c, set(json.loads(done.stdout))
+
+    async def main() -> list[tuple[list[int], set[int]]]:
+        return await gl.gather(*[(child @ Cores(1))() for _ in range(count)])
+
+    results = gl.run(main, resources=f"cores:{count}", stats=None)
+    given = sorted(core for cores, _ in results for core in cores)
+    assert given == list(range(count))  # each task saw the ID it was given
+    for cores, ran_on in results:  # and its child ran on that core when it exists
+        assert ran_on == ({cores[0]} if cores[0] in allowed else allowed)
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any("that this process may not run on" in w for w in warnings)

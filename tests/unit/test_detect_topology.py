@@ -8,11 +8,14 @@ from pathlib import Path
 import pytest
 
 from grainlike import ConfigError, Cores
+from grainlike.resource import parse_resources
 from grainlike.worker._topology import (
     CoreInfo,
     detect_cores,
     numa_nodes,
+    overcommitted,
     parse_cpu_list,
+    pinnable,
     sockets,
 )
 
@@ -114,3 +117,15 @@ def test_this_machine_groups_its_affinity_as_its_sysfs_says() -> None:
         assert info.grouped_by == "socket"
     else:
         assert info == CoreInfo(tuple(sorted(affinity)))
+
+
+def test_a_capacity_with_cores_this_process_may_not_use_is_overcommitted() -> None:
+    allowed = sorted(os.sched_getaffinity(0))
+    beyond = max(allowed) + 1
+    capacity = parse_resources(f"cores:[{','.join(map(str, allowed))},{beyond}]", capacity=True)
+    warning = overcommitted(capacity)
+    assert warning is not None
+    assert f"offers core IDs [{beyond}] that this process may not run on" in warning
+    assert overcommitted(parse_resources(f"cores:[{allowed[0]}]", capacity=True)) is None
+    assert pinnable([beyond]) == set(allowed)  # nothing of it exists: run anywhere allowed
+    assert pinnable([allowed[0], beyond]) == {allowed[0]}
