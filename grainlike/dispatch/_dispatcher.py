@@ -436,7 +436,7 @@ class Dispatcher:
         if task is None or task.worker != worker_id or task.attempt != attempt:
             return
         task.began = True
-        if self.events.active:
+        if self.events.active and task.result is None:  # not after its terminal event
             self.events.publish(TaskStarted(task_id, worker_id, attempt))
 
     def task_done(
@@ -458,7 +458,8 @@ class Dispatcher:
         if task is None or state is None or task.worker != worker_id or task.attempt != attempt:
             return
         del state.running[task_id]
-        if not task.began and self.events.active:  # its start was not reported apart
+        if not task.began and task.result is None and self.events.active:
+            # Its start was not reported apart (and it was not cancelled meanwhile).
             self.events.publish(TaskStarted(task_id, worker_id, attempt))
         if state.pipeline:
             self._pipelines.record(task, duration)

@@ -1,5 +1,5 @@
 """The dispatcher's laws under random steps: submit, place, start, finish, fail, cancel,
-lose and drain workers.
+lose and drain workers; and every task's events follow its life (tests/lifecycle.py).
 
 A hypothesis state machine drives a real ``Dispatcher`` through fake links (the test plays
 each worker).  After every step: no handle is resolved twice, no core is in two live
@@ -27,10 +27,12 @@ from hypothesis.stateful import (
 )
 
 from grainlike import Cores, Counter, Memory, Resources, parse_resources
-from grainlike.dispatch import Dispatcher, DispatcherConfig, TaskHandle
+from grainlike.dispatch import Dispatcher, DispatcherConfig, Event, TaskHandle
 from grainlike.dispatch._records import Task, TaskState, runs_now
 from grainlike.resource import as_resources
 from grainlike.wire import Call
+
+from ..lifecycle import check_lifecycles
 
 CAPACITIES = {"a": "cores:2,mem:4G", "b": "cores:4,mem:8G", "p": "cores:2,mem:4G"}
 REQUESTS = [
@@ -73,6 +75,8 @@ class DispatcherLaws(RuleBasedStateMachine):
         self.resolved: dict[int, int] = {}
         self.all: list[TaskHandle] = []
         self.links: dict[str, FakeLink] = {}
+        self.events: list[Event] = []
+        self.dispatcher.events.subscribe(self.events.append)
         for worker in CAPACITIES:
             self._attach(worker)
 
@@ -220,6 +224,8 @@ class DispatcherLaws(RuleBasedStateMachine):
             fresh = parse_resources(CAPACITIES[state.id], capacity=True).stat()
             assert state.capacity.stat() == fresh
         assert self.dispatcher._pools.capacity.stat() == self.fresh_pools
+        lifecycles = check_lifecycles(self.events)
+        assert sorted(lifecycles) == sorted(self.resolved)
 
 
 async def test_the_dispatchers_laws_hold_under_random_steps() -> None:

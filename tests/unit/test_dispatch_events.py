@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 
 import attrs
 import pytest
+import trio
+import trio.testing
 
 import grainlike as gl
-from grainlike import Cores
+from grainlike import Cores, WTime
 from grainlike.dispatch import (
     Event,
     EventBus,
+    TaskFailed,
     TaskFinished,
     TaskPlaced,
     TaskRetried,
@@ -19,6 +23,8 @@ from grainlike.dispatch import (
     TaskSubmitted,
     WorkerJoined,
 )
+
+from ..lifecycle import check_lifecycles
 
 pytestmark = pytest.mark.usefixtures("local_capacity")
 
@@ -110,3 +116,56 @@ async def test_a_retried_failure_ends_its_run_with_retried_and_the_task_with_fin
     assert isinstance(retried, TaskRetried) and retried.attempt == 2
     assert retried.reason == "failed: OSError: disk hiccup"
     assert [e.attempt for e in seen if isinstance(e, TaskPlaced)] == [1, 2]
+
+
+async def test_every_tasks_events_follow_its_life_in_a_mixed_run(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """Successes, failures, retries, time limits, cancels, unsatisfiable requests, branches and
+    subtasks cancelled with their parent: each task's events follow the life of a task."""
+    attempts = 0
+
+    async def work(seconds: float) -> float:
+        await trio.sleep(seconds)
+        return seconds
+
+    async def flaky() -> str:
+        nonlocal attempts
+        attempts += 1
+        if attempts == 1:
+            raise OSError("once")
+        return "ok"
+
+    async def fail() -> None:
+        raise ValueError("always")
+
+    async def branch() -> list[float]:
+        (work @ Cores(1))(100)  # left pending: cancelled when the branch ends
+        return await gl.gather(*[(work @ Cores(1))(1) for _ in range(2)])
+
+    async with gl.open_session(stats=None, name="here") as session:
+        seen: list[Event] = []
+        session.dispatcher.events.subscribe(seen.append)
+        handles = [
+            (work @ Cores(1))(1),
+            (flaky @ Cores(1)).options(retries=1)(),
+            (fail @ Cores(1))(),
+            (work @ Cores(1) & WTime(T=2))(10),
+            (work @ Cores(8))(1),  # unsatisfiable
+            (branch @ gl.ZERO)(),
+        ]
+        queued = (work @ Cores(2))(1)
+        running = (work @ Cores(1))(50)
+        await trio.sleep(0.5)
+        queued.cancel()
+        running.cancel()
+        for handle in handles:
+            with contextlib.suppress(Exception):
+                await handle
+        await trio.testing.wait_all_tasks_blocked()
+    lifecycles = check_lifecycles(seen)
+    assert len(lifecycles) == 11  # 8 submitted from here, 3 by the branch
+    assert lifecycles[handles[1].id].count("TaskRetried") == 1
+    assert lifecycles[handles[4].id] == ["TaskSubmitted", "TaskFailed"]
+    terminal = [e for e in seen if isinstance(e, TaskFailed) and e.task_id == handles[3].id]
+    assert [e.error_type for e in terminal] == ["TooSlowError"]
