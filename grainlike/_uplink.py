@@ -18,6 +18,7 @@ import trio
 from ._exceptions import TaskCancelledError, TaskFailedError, WorkerLostError
 from ._submitter import submitting_to
 from .dispatch import TaskHandle
+from .dispatch._deps import Dependencies, dependencies, first_failure, with_values
 from .dispatch._records import Task
 from .resource import Resources
 from .wire import (
@@ -46,6 +47,7 @@ class RemoteSubmitter:
     executor: str = "process"
     _calls: CallPacker = attrs.field(factory=CallPacker)
     _pending: dict[int, Task] = attrs.field(factory=dict)
+    _waiting: dict[int, Task] = attrs.field(factory=dict)
     _regains: dict[int, tuple[trio.Event, list[Resources | None]]] = attrs.field(factory=dict)
     _next_ref: int = 0
 
@@ -74,25 +76,55 @@ class RemoteSubmitter:
             )
             task.resolve(outcome.Error(error))
             return handle
-        try:
-            payload = self._calls.pack(work)
-        except Exception as error:
-            task.resolve(
-                outcome.Error(TaskFailedError(f"{name}: its call cannot be pickled: {error}"))
-            )
-            return handle
-        self._pending[ref] = task
-        self.uplink.post(
-            SubmitTasks((Subtask(ref, parent, payload, request, name, priority, retries),))
-        )
+        inputs = dependencies(work)
+        if inputs:
+            failure = first_failure(inputs)
+            if failure is not None:
+                task.resolve(outcome.Error(failure.error))
+                return handle
+            pending = [dependency for dependency in inputs if dependency.result is None]
+            if pending:
+                # Its inputs are this worker's own subtasks: it is sent once they succeeded.
+                self._waiting[ref] = task
+                Dependencies(task, pending, self._inputs_ready, self._input_failed)
+                return handle
+            task.work = with_values(work)
+        self._send(task)
         return handle
 
+    def _send(self, task: Task) -> None:
+        assert isinstance(task.work, Call) and task.parent is not None
+        try:
+            payload = self._calls.pack(task.work)
+        except Exception as error:
+            task.resolve(
+                outcome.Error(TaskFailedError(f"{task.name}: its call cannot be pickled: {error}"))
+            )
+            return
+        self._pending[task.id] = task
+        subtask = Subtask(
+            task.id, task.parent, payload, task.request, task.name, task.priority, task.retries
+        )
+        self.uplink.post(SubmitTasks((subtask,)))
+
+    def _inputs_ready(self, task: Task) -> None:
+        if self._waiting.pop(task.id, None) is not None:
+            self._send(task)
+
+    def _input_failed(self, task: Task, failure: outcome.Error) -> None:
+        if self._waiting.pop(task.id, None) is not None:
+            task.resolve(outcome.Error(failure.error))
+
     def _cancel(self, task: Task) -> None:
+        cancelled = outcome.Error(TaskCancelledError(f"subtask {task.name} was cancelled"))
+        if self._waiting.pop(task.id, None) is not None:
+            task.resolve(cancelled)
+            return
         if self._pending.pop(task.id, None) is None:
             return
         if self.uplink.connected:
             self.uplink.post(CancelSubtasks((task.id,)))
-        task.resolve(outcome.Error(TaskCancelledError(f"subtask {task.name} was cancelled")))
+        task.resolve(cancelled)
 
     def release(self, task_id: int) -> None:
         """Task ``task_id`` gives its allocation back to its worker for a while."""

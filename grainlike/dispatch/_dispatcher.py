@@ -32,6 +32,7 @@ from .._exceptions import (
 from ..resource import GPU, ZERO, Cores, Resources, WTime
 from ..resource._units import format_seconds
 from ..wire import Call, PackedCall, Usage
+from ._deps import Dependencies, dependencies, first_failure, with_values
 from ._events import (
     EventBus,
     TaskCancelled,
@@ -173,26 +174,56 @@ class Dispatcher:
         if self.events.active:
             self.events.publish(TaskSubmitted(task.id, name, str(request), priority, parent))
         handle = TaskHandle(task, self._abort)
-        if self.journal is not None and self.journal.recall(task):
-            task.state = TaskState.DONE  # not queued, and nothing to cancel
-            return handle
-        self._tasks[task.id] = task
         if parent is not None:
             owner = self._tasks.get(parent)
             if owner is None or owner.result is not None or owner.state is not TaskState.RUNNING:
-                self._end(task)  # its parent ended meanwhile (a report that crossed)
+                # Its parent ended meanwhile (a report that crossed).
                 error = TaskCancelledError(f"task {task.id} ({name}): its parent {parent} ended")
                 self._finish(task, outcome.Error(error))
+                task.state = TaskState.DONE
                 return handle
             if owner.children is None:
                 owner.children = [task]
             else:
                 owner.children.append(task)
-        if not request and self._head is not None:
-            self._assign([Placement(task, self._head, ZERO, None, None)], now)
-            return handle
-        self._enqueue(task)
+        inputs = dependencies(work) if isinstance(work, Call) else None
+        if inputs:
+            assert isinstance(work, Call)
+            failure = first_failure(inputs)
+            if failure is not None:
+                task.state = TaskState.DONE
+                self._finish(task, outcome.Error(failure.error))
+                return handle
+            pending = [dependency for dependency in inputs if dependency.result is None]
+            if pending:
+                task.state = TaskState.WAITING
+                self._tasks[task.id] = task
+                Dependencies(task, pending, self._inputs_ready, self._input_failed)
+                return handle
+            task.work = with_values(work)
+        self._admit(task)
         return handle
+
+    def _admit(self, task: Task) -> None:
+        """A task whose inputs are ready: recalled from the journal, run on the head (a
+        ``ZERO`` request), or queued."""
+        if self.journal is not None and self.journal.recall(task):
+            self._tasks.pop(task.id, None)
+            task.state = TaskState.DONE  # not queued, and nothing to cancel
+            return
+        task.state = TaskState.QUEUED
+        self._tasks[task.id] = task
+        if not task.request and self._head is not None:
+            self._assign([Placement(task, self._head, ZERO, None, None)], trio.current_time())
+        else:
+            self._enqueue(task)
+
+    def _inputs_ready(self, task: Task) -> None:
+        self._admit(task)
+
+    def _input_failed(self, task: Task, failure: outcome.Error) -> None:
+        self._end(task)
+        self._finish(task, outcome.Error(failure.error))
 
     def _enqueue(self, task: Task) -> None:
         shape = self._queue.push(task)
@@ -213,7 +244,10 @@ class Dispatcher:
         if result is None:
             task.state = TaskState.QUEUED
             self._tasks[task.id] = task
-            self._enqueue(task)
+            if not task.request and self._head is not None:
+                self._assign([Placement(task, self._head, ZERO, None, None)], trio.current_time())
+            else:
+                self._enqueue(task)
         else:
             self._resolve(task, result, worker="journal", duration=0.0)
 
@@ -222,6 +256,9 @@ class Dispatcher:
         cancelled = outcome.Error(TaskCancelledError(f"task {task.id} ({task.name}) was cancelled"))
         if task.state is TaskState.QUEUED:
             self._queue.discard(task)
+            self._end(task)
+            self._finish(task, cancelled)
+        elif task.state is TaskState.WAITING:
             self._end(task)
             self._finish(task, cancelled)
         elif task.state is TaskState.RUNNING and task.result is None:
@@ -763,6 +800,10 @@ class Dispatcher:
     def queued(self) -> int:
         """How many tasks wait."""
         return len(self._queue)
+
+    def waiting(self) -> int:
+        """How many tasks wait for their inputs (the tasks whose handles they take)."""
+        return sum(task.state is TaskState.WAITING for task in self._tasks.values())
 
     def running(self) -> int:
         """How many tasks run (not counting those pipelined behind a running one)."""

@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from .._exceptions import UnsatisfiableError
 from ..resource import Cores, Resources
 from ..resource._units import format_seconds
+from ..wire import Call
+from ._deps import dependencies
 from ._placement import Reservation, WorkerIndex
 from ._pools import Pools
 from ._records import Task, TaskState, WorkerState, runs_now
@@ -74,6 +76,12 @@ def explain(
     who = f"task {task.id} ({task.name})"
     if task.result is not None and task.state is not TaskState.RUNNING:
         return f"{who} is done"
+    if task.state is TaskState.WAITING:
+        assert isinstance(task.work, Call)
+        inputs = [dependency for dependency in dependencies(task.work) if dependency.result is None]
+        named = ", ".join(f"task {d.id} ({d.name}, {d.state.value})" for d in inputs[:3])
+        more = f" and {len(inputs) - 3} more" if len(inputs) > 3 else ""
+        return f"{who} waits for its inputs: {named}{more}"
     if task.state is TaskState.RUNNING:
         if not runs_now(task):
             return (

@@ -5,7 +5,8 @@ this one imports none of them.  The records refer to each other (a task runs on 
 a chain; a worker holds its running tasks), so they live together.
 
 A task's life is ``QUEUED`` → ``RUNNING`` (placed on a worker) → ``DONE`` (off its worker, or
-never placed), with ``requeue`` taking a running task back to ``QUEUED``.  Its one result is
+never placed), with ``requeue`` taking a running task back to ``QUEUED``; a task that takes other
+tasks' handles as arguments is ``WAITING`` for them before it is queued.  Its one result is
 separate from its state: a running task whose caller cancelled it has its result (the caller
 was told) but stays ``RUNNING`` until its worker reports it ended, because until then its
 allocation is still in use.
@@ -34,6 +35,8 @@ ShapeKey: TypeAlias = tuple[int, Resources]
 class TaskState(enum.Enum):
     """Where a task is in its life."""
 
+    #: Submitted with handles among its arguments, whose tasks have not all succeeded yet.
+    WAITING = "waiting"
     QUEUED = "queued"
     RUNNING = "running"
     DONE = "done"

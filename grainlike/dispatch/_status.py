@@ -62,11 +62,13 @@ def status_report(dispatcher: Dispatcher, pending_limit: int = 5) -> StatusSnaps
         for task in dispatcher.pending(pending_limit)
     ]
     queued, running, pipelined = dispatcher.queued(), dispatcher.running(), dispatcher.pipelined()
+    waiting = dispatcher.waiting()
     ahead = f", {pipelined} pipelined" if pipelined else ""
+    inputs = f"{waiting} waiting for inputs, " if waiting else ""
     text = [
         f"workers: {len(workers)}",
         *lines,
-        f"tasks: {queued} queued, {running} running{ahead}, {dispatcher.completed} done",
+        f"tasks: {inputs}{queued} queued, {running} running{ahead}, {dispatcher.completed} done",
     ]
     if pending:
         text.append("oldest pending:")
@@ -77,6 +79,7 @@ def status_report(dispatcher: Dispatcher, pending_limit: int = 5) -> StatusSnaps
             for request, count in dispatcher.queued_requests()
         ],
         "workers": workers,
+        "waiting": waiting,
         "queued": queued,
         "running": running,
         "pipelined": pipelined,

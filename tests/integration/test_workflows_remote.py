@@ -139,3 +139,35 @@ async def test_killing_the_worker_of_a_parent_reruns_it_and_each_result_arrives_
         tops = [e for e in finished if getattr(e, "task_id", None) == handle.id]
         assert len(tops) == 1
         assert parent_worker.returncode is None
+
+
+async def add(*values: int) -> int:
+    return sum(values) + 1
+
+
+async def fails() -> int:
+    raise KeyError("an input failed")
+
+
+async def diamond_on_a_worker() -> tuple[int, str]:
+    """Subtasks that take each other's handles: the worker sends each once its inputs are back."""
+    top = (add @ Cores(1))()
+    left, right = (add @ Cores(1))(top), (add @ Cores(1))(top)
+    bottom = (add @ Cores(1))(left, right)
+    failed = (add @ Cores(1))((fails @ Cores(1))())
+    async with gl.released():
+        value = await bottom
+        try:
+            await failed
+        except KeyError as error:
+            return value, str(error)
+    return value, "the dependent of a failed input did not fail"
+
+
+async def test_subtasks_on_a_remote_worker_take_each_others_handles() -> None:
+    async with open_cluster() as cluster:
+        await cluster.start_worker("a", "cores:2")
+        with trio.fail_after(60):
+            value, error = await (diamond_on_a_worker @ Cores(1))()
+    assert value == 5
+    assert error == "'an input failed'"

@@ -73,6 +73,7 @@ class DispatcherLaws(RuleBasedStateMachine):
         self.dispatcher = Dispatcher(DispatcherConfig(unsatisfiable_grace=60, pools=pools))
         self.fresh_pools = pools.stat()
         self.resolved: dict[int, int] = {}
+        self.inputs: dict[int, list[Task]] = {}
         self.all: list[TaskHandle] = []
         self.links: dict[str, FakeLink] = {}
         self.events: list[Event] = []
@@ -96,6 +97,21 @@ class DispatcherLaws(RuleBasedStateMachine):
         """Submitting queues a task and hands back its handle."""
         handle = self.dispatcher.submit(request, Call(never_run), retries=retries)
         self.resolved[handle.id] = 0
+
+        def count(task: Task) -> None:
+            self.resolved[task.id] += 1
+
+        handle.task.listeners = [count]
+        self.all.append(handle)
+        return handle
+
+    @rule(target=handles, inputs=st.lists(handles, min_size=1, max_size=3))
+    def submit_dependent(self, inputs: list[TaskHandle]) -> TaskHandle:
+        """A call that takes handles waits for their tasks, and runs with their values."""
+        call = Call(never_run, (inputs[0], [handle for handle in inputs[1:]]))
+        handle = self.dispatcher.submit(as_resources(Cores(1)), call)
+        self.inputs[handle.id] = [input.task for input in inputs]
+        self.resolved[handle.id] = int(handle.done())  # an input had already failed
 
         def count(task: Task) -> None:
             self.resolved[task.id] += 1
@@ -192,14 +208,30 @@ class DispatcherLaws(RuleBasedStateMachine):
             assert free + cores == total
 
     @invariant()
-    def a_task_is_queued_running_or_resolved(self) -> None:
+    def a_task_is_waiting_queued_running_or_resolved(self) -> None:
         for handle in self.all:
             task = handle.task
             assert (
-                task.state is TaskState.QUEUED
+                task.state in (TaskState.QUEUED, TaskState.RUNNING)
                 or task.result is not None
-                or (task.state is TaskState.RUNNING)
+                or (task.state is TaskState.WAITING and task.id in self.inputs)
             )
+
+    @invariant()
+    def a_dependent_runs_only_after_its_inputs_succeeded(self) -> None:
+        for handle in self.all:
+            task, inputs = handle.task, self.inputs.get(handle.id)
+            if inputs is None:
+                continue
+            if task.attempt > 0:
+                values = [i.result.value for i in inputs if isinstance(i.result, outcome.Value)]
+                assert len(values) == len(inputs)
+                assert isinstance(task.work, Call)
+                assert task.work.args == (values[0], values[1:])
+            if any(isinstance(i.result, outcome.Error) for i in inputs):
+                assert task.result is not None
+            if task.state is TaskState.WAITING:
+                assert any(i.result is None for i in inputs)
 
     def teardown(self) -> None:
         for _ in range(10_000):
