@@ -7,20 +7,24 @@ call with the same exception, without running it.
 
 Both submitters use this: the dispatcher for calls made in its process, and a remote worker's
 submitter for the subtasks its tasks make.
+
+A large input crosses to each remote worker once (``SharedInputs``), however many of its
+dependents run there, and is dropped there and here once no dependent that needs it is left.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
+import attrs
 import outcome
 
-from ..wire import Call
+from ..wire import Call, SharedResult, dumps_payload
 from ._handle import TaskHandle, unwrap
 from ._records import Task
 
-__all__ = ["Dependencies", "dependencies"]
+__all__ = ["Dependencies", "ResultHolder", "SharedInputs", "dependencies", "first_failure"]
 
 #: How deep inside lists, tuples and dicts handles are looked for.
 _DEPTH = 3
@@ -117,3 +121,92 @@ def first_failure(waiting: list[Task]) -> outcome.Error | None:
         if isinstance(dependency.result, outcome.Error):
             return dependency.result
     return None
+
+
+#: An input whose pickle is at least this many bytes crosses once per worker; a smaller one
+#: travels inside each dependent's call, which costs less than a reference and a message.
+SHARE_FROM = 4096
+
+
+class ResultHolder(Protocol):
+    """A worker's link that keeps shared inputs until told to forget them."""
+
+    def forget_results(self, task_ids: tuple[int, ...]) -> None:
+        """No dependent that needs these inputs is left."""
+
+
+@attrs.define(eq=False, slots=True)
+class _Shared:
+    task: Task
+    dependents: int = 0
+    data: bytes | None = None
+    pickled: bool = False
+    holders: list[ResultHolder] = attrs.field(factory=list)
+
+
+class SharedInputs:
+    """The inputs of dependents still in the dispatcher, and which workers hold which.
+
+    ``add`` when a dependent is submitted, ``remove`` when it leaves the dispatcher; an input's
+    pickle is made once, the first time a dependent of it goes to a remote worker, and kept
+    (with the workers it was sent to) only while a dependent of it is left.
+    """
+
+    __slots__ = ("_entries", "_inputs_of")
+
+    def __init__(self) -> None:
+        self._entries: dict[int, _Shared] = {}
+        self._inputs_of: dict[int, tuple[int, ...]] = {}
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def add(self, dependent: Task, inputs: list[Task]) -> None:
+        """``dependent`` takes the values of ``inputs``."""
+        for task in inputs:
+            entry = self._entries.get(task.id)
+            if entry is None:
+                entry = self._entries[task.id] = _Shared(task)
+            entry.dependents += 1
+        self._inputs_of[dependent.id] = tuple(task.id for task in inputs)
+
+    def remove(self, dependent: Task) -> None:
+        """``dependent`` left the dispatcher: its inputs that no one else needs are dropped,
+        here and on the workers that hold them."""
+        ids = self._inputs_of.pop(dependent.id, None)
+        for task_id in ids or ():
+            entry = self._entries[task_id]
+            entry.dependents -= 1
+            if entry.dependents == 0:
+                del self._entries[task_id]
+                for holder in entry.holders:
+                    holder.forget_results((task_id,))
+
+    def for_call(
+        self, dependent: Task, holder: ResultHolder, limit: int
+    ) -> tuple[dict[int, int], list[SharedResult]]:
+        """What packing ``dependent``'s call for ``holder`` needs: the references to write
+        (``id`` of each large input value → its task ID) and the values to send first (those
+        ``holder`` does not hold yet).  A value over ``limit`` bytes travels inline."""
+        ids = self._inputs_of.get(dependent.id)
+        refs: dict[int, int] = {}
+        new: list[SharedResult] = []
+        for task_id in ids or ():
+            entry = self._entries[task_id]
+            result = entry.task.result
+            if not isinstance(result, outcome.Value):
+                continue
+            if not entry.pickled:
+                entry.pickled = True
+                try:
+                    data = dumps_payload(result.value)
+                except Exception:
+                    data = None  # packing the call says why, for this dependent alone
+                entry.data = data if data is not None and len(data) >= SHARE_FROM else None
+            if entry.data is None or len(entry.data) > limit:
+                continue
+            refs[id(result.value)] = task_id
+            if holder not in entry.holders:
+                entry.holders.append(holder)
+                new.append(SharedResult(task_id, entry.data))
+        return refs, new

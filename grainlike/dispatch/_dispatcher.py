@@ -32,7 +32,7 @@ from .._exceptions import (
 from ..resource import GPU, ZERO, Cores, Resources, WTime
 from ..resource._units import format_seconds
 from ..wire import Call, PackedCall, Usage
-from ._deps import Dependencies, dependencies, first_failure, with_values
+from ._deps import Dependencies, SharedInputs, dependencies, first_failure, with_values
 from ._events import (
     EventBus,
     TaskCancelled,
@@ -140,6 +140,8 @@ class Dispatcher:
     _last_start: float = 0.0
     _warned_stuck: set[int] = attrs.field(factory=set)
     _regains: list[tuple[Task, Callable[[Resources | None], None]]] = attrs.field(factory=list)
+    #: The inputs of dependents still here, and which remote workers hold them.
+    shared: SharedInputs = attrs.field(factory=SharedInputs, init=False)
     completed: int = 0
 
     def __attrs_post_init__(self) -> None:
@@ -194,6 +196,7 @@ class Dispatcher:
                 task.state = TaskState.DONE
                 self._finish(task, outcome.Error(failure.error))
                 return handle
+            self.shared.add(task, inputs)
             pending = [dependency for dependency in inputs if dependency.result is None]
             if pending:
                 task.state = TaskState.WAITING
@@ -210,6 +213,8 @@ class Dispatcher:
         if self.journal is not None and self.journal.recall(task):
             self._tasks.pop(task.id, None)
             task.state = TaskState.DONE  # not queued, and nothing to cancel
+            if self.shared:
+                self.shared.remove(task)
             return
         task.state = TaskState.QUEUED
         self._tasks[task.id] = task
@@ -583,6 +588,8 @@ class Dispatcher:
         self._tasks.pop(task.id, None)
         self._cancel_children(task)
         task.release()
+        if self.shared:
+            self.shared.remove(task)
 
     def _cancel_children(self, task: Task) -> None:
         children, task.children = task.children, None

@@ -38,6 +38,7 @@ from ..wire import (
     CancelTasks,
     Drain,
     Draining,
+    ForgetResults,
     FramedStream,
     Goodbye,
     Heartbeat,
@@ -52,6 +53,8 @@ from ..wire import (
     Refused,
     ReleaseAllocation,
     RunTasks,
+    SharedResult,
+    ShareResults,
     Silence,
     StatusReport,
     SubmitTasks,
@@ -69,6 +72,7 @@ from ..wire import (
     parse_address,
     unpack_outcome,
 )
+from ._deps import SharedInputs
 from ._dispatcher import Dispatcher
 from ._handle import TaskHandle
 from ._records import Task
@@ -167,6 +171,10 @@ class RemoteLink:
     calls: CallPacker
     outbox: Outbox
     pipeline: int = 0
+    #: The dependents' inputs, shared with the dispatcher (``None``: none are shared).
+    shared: SharedInputs | None = None
+    #: The largest input sent once to be shared (a larger one travels inside each call).
+    share_limit: int = 0
     _subtasks: dict[int, TaskHandle] = attrs.field(factory=dict)
 
     def for_tasks(self, dispatcher: Dispatcher, message: Message) -> None:
@@ -216,21 +224,32 @@ class RemoteLink:
 
     def run_tasks(self, tasks: Sequence[Task]) -> None:
         pack = self.calls.pack
+        shared = self.shared if self.shared else None
         specs = []
+        values: list[SharedResult] = []
         for task in tasks:
             granted = task.granted
             assert granted is not None
+            refs = None
+            if shared is not None:
+                refs, new = shared.for_call(task, self, self.share_limit)
+                values.extend(new)
             specs.append(
                 TaskSpec(
                     task.id,
-                    pack(task.work),
+                    pack(task.work, refs),
                     granted,
                     task.hard_limit,
                     task.attempt,
                     task.after,
                 )
             )
+        if values:
+            self.outbox.post(ShareResults(tuple(values)))  # before the calls that refer to them
         self.outbox.post(RunTasks(tuple(specs)))
+
+    def forget_results(self, task_ids: tuple[int, ...]) -> None:
+        self.outbox.post(ForgetResults(task_ids))
 
     def cancel_task(self, task_id: int) -> None:
         self.outbox.post(CancelTasks((task_id,)))
@@ -421,7 +440,14 @@ async def _serve_worker(
     framed.limit_sends(hello.max_frame)
     worker_id = dispatcher.unique_worker_id(hello.name or hello.host)
     outbox = Outbox(oversized=_fail_oversized(dispatcher, worker_id))
-    link = RemoteLink(worker_id, calls, outbox, settings.pipeline_depth)
+    link = RemoteLink(
+        worker_id,
+        calls,
+        outbox,
+        settings.pipeline_depth,
+        dispatcher.shared,
+        framed.send_limit // 2,
+    )
     try:
         await framed.send(
             encode(Welcome(worker_id, settings.heartbeat_interval, settings.max_frame))

@@ -34,6 +34,7 @@ from ._messages import CancelSubtasks as CancelSubtasks
 from ._messages import CancelTasks as CancelTasks
 from ._messages import Drain as Drain
 from ._messages import Draining as Draining
+from ._messages import ForgetResults as ForgetResults
 from ._messages import Goodbye as Goodbye
 from ._messages import Heartbeat as Heartbeat
 from ._messages import Hello as Hello
@@ -45,6 +46,8 @@ from ._messages import ReacquireAllocation as ReacquireAllocation
 from ._messages import Refused as Refused
 from ._messages import ReleaseAllocation as ReleaseAllocation
 from ._messages import RunTasks as RunTasks
+from ._messages import SharedResult as SharedResult
+from ._messages import ShareResults as ShareResults
 from ._messages import StatusReport as StatusReport
 from ._messages import SubmitTasks as SubmitTasks
 from ._messages import Subtask as Subtask

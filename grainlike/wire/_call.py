@@ -17,13 +17,13 @@ A payload that cannot be unpickled still becomes a ``Call``: one that raises a
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import attrs
 
 from .._exceptions import ConfigError, TaskFailedError
-from ._payload import dumps_payload, loads_payload
+from ._payload import dumps_payload, dumps_referring, loads_payload, loads_referring
 
 __all__ = ["EXECUTORS", "Call", "CallPacker", "CallUnpacker", "PackedCall", "check_executor"]
 
@@ -88,29 +88,70 @@ class CallPacker:
         self._functions[id(fn)] = (fn, data)
         return data
 
-    def pack(self, call: Call | PackedCall) -> bytes:
-        """The bytes of ``call``; raises what pickling raises for an unpicklable argument."""
+    def pack(self, call: Call | PackedCall, shared: Mapping[int, int] | None = None) -> bytes:
+        """The bytes of ``call``; raises what pickling raises for an unpicklable argument.
+
+        ``shared`` maps the ``id()`` of argument values the worker already holds (sent in a
+        ``ShareResults``) to their keys: those are written as references, not pickled.
+        """
         if type(call) is PackedCall:
             return call.data
         assert isinstance(call, Call)
-        return dumps_payload(
-            (self.function_bytes(call.fn), call.args, call.kwargs, call.is_async, call.executor)
-        )
+        parts = (self.function_bytes(call.fn), call.args, call.kwargs, call.is_async, call.executor)
+        if shared:
+            return dumps_referring(parts, shared)
+        return dumps_payload(parts)
 
 
 class CallUnpacker:
-    """Unpacks what ``CallPacker.pack`` made, unpickling each distinct function once."""
+    """Unpacks what ``CallPacker.pack`` made, unpickling each distinct function once.
 
-    __slots__ = ("_functions",)
+    It keeps the shared values its dispatcher sent (``share``) until told to ``forget`` them;
+    each call that refers to one gets its own copy, unpickled from the kept bytes, so tasks
+    never see each other's changes to a value.
+    """
+
+    __slots__ = ("_functions", "_shared")
 
     def __init__(self) -> None:
         self._functions: dict[bytes, Any] = {}
+        self._shared: dict[int, bytes] = {}
+
+    def share(self, key: int, data: bytes) -> None:
+        """Keep the pickled value ``data`` for the calls that refer to ``key``."""
+        self._shared[key] = data
+
+    def forget(self, keys: Iterable[int]) -> None:
+        """Drop the shared values of ``keys`` (no call that refers to them is left)."""
+        for key in keys:
+            self._shared.pop(key, None)
+
+    @property
+    def shared(self) -> int:
+        """How many shared values are kept."""
+        return len(self._shared)
+
+    def _loader(self) -> Callable[[object], Any]:
+        """Resolves the references of one call: each shared value once, however often the
+        call refers to it."""
+        loaded: dict[object, Any] = {}
+
+        def load(key: object) -> Any:
+            if key in loaded:
+                return loaded[key]
+            data = self._shared.get(key) if type(key) is int else None
+            if data is None:
+                raise TaskFailedError(f"its input, the value of task {key}, was not sent here")
+            value = loaded[key] = loads_payload(data)
+            return value
+
+        return load
 
     def unpack(self, data: bytes, *, task_id: int) -> Call:
         """The call in ``data``; a payload that cannot be unpickled becomes a call that raises
         ``TaskFailedError`` naming task ``task_id`` and the reason."""
         try:
-            unpacked: Any = loads_payload(data)
+            unpacked: Any = loads_referring(data, self._loader)
             fn_bytes, args, kwargs, is_async, executor = unpacked
             fn: Any = self._functions.get(fn_bytes)
             if fn is None:

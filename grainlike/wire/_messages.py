@@ -22,6 +22,7 @@ __all__ = [
     "CancelTasks",
     "Drain",
     "Draining",
+    "ForgetResults",
     "Goodbye",
     "Heartbeat",
     "Hello",
@@ -33,6 +34,8 @@ __all__ = [
     "Refused",
     "ReleaseAllocation",
     "RunTasks",
+    "ShareResults",
+    "SharedResult",
     "StatusReport",
     "SubmitTasks",
     "Subtask",
@@ -349,6 +352,36 @@ class AllocationRegained:
 
 
 @attrs.frozen
+class SharedResult:
+    """One task's value, pickled, that calls sent after it refer to by ``task_id``."""
+
+    task_id: int
+    payload: bytes
+
+
+def _shared(value: Iterable[SharedResult]) -> tuple[SharedResult, ...]:
+    return tuple(value)
+
+
+@attrs.frozen
+class ShareResults:
+    """Dispatcher to worker: keep these values; the calls of dependent tasks refer to them.
+
+    A task's value that several of its dependents on one worker need crosses once; it is sent
+    before the first ``RunTasks`` that refers to it, on the same connection.
+    """
+
+    results: tuple[SharedResult, ...] = attrs.field(converter=_shared)
+
+
+@attrs.frozen
+class ForgetResults:
+    """Dispatcher to worker: no task that needs these shared values is left; drop them."""
+
+    task_ids: tuple[int, ...] = attrs.field(converter=_ints)
+
+
+@attrs.frozen
 class CancelTasks:
     """Dispatcher to worker: cancel these tasks; each still reports a ``TaskOutcome``."""
 
@@ -430,6 +463,8 @@ Message: TypeAlias = (
     | ReleaseAllocation
     | ReacquireAllocation
     | AllocationRegained
+    | ShareResults
+    | ForgetResults
     | Drain
     | Draining
     | Heartbeat
@@ -455,6 +490,8 @@ MESSAGE_TYPES: Final[tuple[type[Message], ...]] = (
     ReleaseAllocation,
     ReacquireAllocation,
     AllocationRegained,
+    ShareResults,
+    ForgetResults,
     Drain,
     Draining,
     Heartbeat,

@@ -12,7 +12,7 @@ import io
 import pickle
 import traceback
 import types
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
 import cloudpickle
@@ -23,7 +23,9 @@ from .._exceptions import ProtocolError, TaskFailedError
 
 __all__ = [
     "dumps_payload",
+    "dumps_referring",
     "loads_payload",
+    "loads_referring",
     "pack_exception",
     "pack_outcome",
     "unpack_exception",
@@ -101,6 +103,46 @@ def dumps_payload(obj: object) -> bytes:
 def loads_payload(data: bytes) -> object:
     """Unpickle what ``dumps_payload`` made; errors of unpickling propagate unchanged."""
     return pickle.loads(data)
+
+
+class _ReferringPickler(_Pickler):
+    """Writes the objects named in ``refs`` (by ``id``) as references to their keys."""
+
+    def __init__(self, buffer: io.BytesIO, refs: Mapping[int, int]) -> None:
+        super().__init__(buffer, protocol=pickle.HIGHEST_PROTOCOL)
+        self._refs = refs
+
+    def persistent_id(self, obj: object) -> int | None:
+        return self._refs.get(id(obj))
+
+
+def dumps_referring(obj: object, refs: Mapping[int, int]) -> bytes:
+    """Pickle ``obj`` as ``dumps_payload`` does, but each object whose ``id`` is a key of
+    ``refs`` as a reference to ``refs[id]``, which ``loads_referring`` resolves."""
+    buffer = io.BytesIO()
+    _ReferringPickler(buffer, refs).dump(obj)
+    return buffer.getvalue()
+
+
+class _ReferringUnpickler(pickle.Unpickler):
+    def __init__(self, data: bytes, resolve: Callable[[object], object]) -> None:
+        super().__init__(io.BytesIO(data))
+        self._resolve = resolve
+
+    def persistent_load(self, pid: object) -> object:
+        return self._resolve(pid)
+
+
+def loads_referring(data: bytes, resolver: Callable[[], Callable[[object], object]]) -> object:
+    """Unpickle what ``dumps_payload`` or ``dumps_referring`` made; for a payload with
+    references, ``resolver()`` makes the function that resolves each of its keys."""
+    try:
+        return pickle.loads(data)
+    except pickle.UnpicklingError as error:
+        # Only a payload with references needs the slower unpickler that resolves them.
+        if "persistent" not in str(error):
+            raise
+    return _ReferringUnpickler(data, resolver()).load()
 
 
 def pack_exception(exc: BaseException) -> bytes:

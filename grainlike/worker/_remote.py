@@ -43,6 +43,7 @@ from ..wire import (
     CancelTasks,
     Drain,
     Draining,
+    ForgetResults,
     FramedStream,
     Goodbye,
     Heartbeat,
@@ -51,6 +52,7 @@ from ..wire import (
     Outbox,
     Refused,
     RunTasks,
+    ShareResults,
     Silence,
     SubtasksFinished,
     TaskOutcome,
@@ -349,6 +351,11 @@ async def _work(
                         silence.heard()
                         if isinstance(message, RunTasks):
                             runner.run_tasks(_unpack_tasks(message, calls))
+                        elif isinstance(message, ShareResults):
+                            for shared in message.results:
+                                calls.share(shared.task_id, shared.payload)
+                        elif isinstance(message, ForgetResults):
+                            calls.forget(message.task_ids)
                         elif isinstance(message, CancelTasks):
                             for task_id in message.task_ids:
                                 runner.cancel_task(task_id)

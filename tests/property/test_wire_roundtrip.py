@@ -32,6 +32,7 @@ from grainlike.wire import (
     CancelTasks,
     Drain,
     Draining,
+    ForgetResults,
     Goodbye,
     Heartbeat,
     Hello,
@@ -43,6 +44,8 @@ from grainlike.wire import (
     Refused,
     ReleaseAllocation,
     RunTasks,
+    SharedResult,
+    ShareResults,
     StatusReport,
     SubmitTasks,
     Subtask,
@@ -250,6 +253,10 @@ STRATEGIES: dict[type[Message], st.SearchStrategy[Message]] = {
     ReleaseAllocation: st.builds(ReleaseAllocation, task_ids),
     ReacquireAllocation: st.builds(ReacquireAllocation, task_ids),
     AllocationRegained: st.builds(AllocationRegained, task_ids, st.none() | resources()),
+    ShareResults: st.builds(
+        ShareResults, st.lists(st.builds(SharedResult, task_ids, st.binary()), max_size=4)
+    ),
+    ForgetResults: st.builds(ForgetResults, st.lists(task_ids, max_size=8)),
     Drain: st.builds(Drain, st.text()),
     Draining: st.builds(Draining, st.text()),
     Heartbeat: st.builds(Heartbeat, finite),

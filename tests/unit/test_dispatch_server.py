@@ -279,6 +279,78 @@ async def test_many_tasks_larger_together_than_a_frame_are_sent_in_several(
         assert await gl.dispatch.wait_all(handles) == [20_000] * 16
 
 
+class Counted(trio.abc.Stream):
+    """A stream that counts the bytes sent through it (the dispatcher's end of a worker)."""
+
+    def __init__(self, inner: trio.abc.Stream) -> None:
+        self.inner, self.sent = inner, 0
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        self.sent += len(data)
+        await self.inner.send_all(data)
+
+    async def wait_send_all_might_not_block(self) -> None:
+        await self.inner.wait_send_all_might_not_block()
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes | bytearray:
+        return await self.inner.receive_some(max_bytes)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+async def test_an_input_crosses_once_to_a_worker_however_many_of_its_dependents_run_there(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async def produce(n: int) -> bytes:
+        return bytes(range(256)) * (n // 256)
+
+    async def measure(data: bytes, i: int) -> int:
+        return len(data) + i
+
+    async with cluster() as c:
+        client, server = trio.testing.memory_stream_pair()
+        counted = Counted(server)
+        c.nursery.start_soon(c.connections.handle, counted)
+        framed = FramedStream(client)
+        await authenticate_as_client(framed, KEY)
+        capacity = parse_resources("cores:4", capacity=True)
+        c.nursery.start_soon(join, framed, capacity, WorkerOptions(name="w"), "mem")
+        await c.until(lambda: "w" in c.dispatcher.worker_ids())
+        data = submit(c.dispatcher, produce, 1_000_000)
+        await data
+        before = counted.sent
+        handles = [submit(c.dispatcher, measure, data, i) for i in range(20)]
+        assert await gl.dispatch.wait_all(handles) == [len(await data) + i for i in range(20)]
+        # 20 dependents of a 1 MB value: it crossed once, not 20 times.
+        assert 999_936 < counted.sent - before < 1_200_000
+        assert len(c.dispatcher.shared) == 0  # none is left that needs it: dropped here
+        # ... and on the worker, which was told to forget it: a later dependent sends it again.
+        before = counted.sent
+        assert await submit(c.dispatcher, measure, data, 0) == 999_936
+        assert counted.sent - before > 999_936
+
+
+async def test_inputs_inside_lists_and_dicts_reach_a_remote_worker_as_values(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async def small() -> int:
+        return 5
+
+    async def large() -> bytes:
+        return b"L" * 10_000
+
+    async def combine(items: list[Any], extra: dict[str, Any]) -> tuple[int, int, int]:
+        return items[0], len(items[1]), len(extra["big"])
+
+    async with cluster() as c:
+        await c.worker("cores:2")
+        five, blob = submit(c.dispatcher, small), submit(c.dispatcher, large)
+        results = [submit(c.dispatcher, combine, [five, blob], {"big": blob}) for _ in range(3)]
+        assert await gl.dispatch.wait_all(results) == [(5, 10_000, 10_000)] * 3
+        assert len(c.dispatcher.shared) == 0
+
+
 # -- peers that hold the key are checked too ----------------------------------------------------
 
 

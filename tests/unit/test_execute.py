@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import os
+import pickle
 import threading
 import time
 from collections.abc import AsyncIterator
@@ -353,6 +354,21 @@ async def test_a_session_refuses_an_unknown_default_executor() -> None:
     with pytest.raises(gl.ConfigError, match="executor='threads'"):
         async with gl.open_session(stats=None, executor="threads"):
             pass  # pragma: no cover
+
+
+def test_a_shared_value_is_referred_to_and_each_call_gets_its_own_copy() -> None:
+    value = [1, 2, 3]
+    packed = CallPacker().pack(Call(seen_sync, (value, [value]), {}, False), {id(value): 9})
+    unpacker = CallUnpacker()
+    unpacker.share(9, pickle.dumps([1, 2, 3]))
+    first, second = (unpacker.unpack(packed, task_id=n) for n in (1, 2))
+    assert first.args == ([1, 2, 3], [[1, 2, 3]]) == second.args
+    assert first.args[0] is first.args[1][0]  # one object in the call, as it was sent
+    assert first.args[0] is not second.args[0]  # one task's changes are not another's
+    unpacker.forget([9])
+    failed = unpacker.unpack(packed, task_id=3)
+    assert isinstance(failed.args[0], gl.TaskFailedError)
+    assert "its input, the value of task 9, was not sent here" in str(failed.args[0])
 
 
 def test_the_executor_crosses_in_the_packed_call() -> None:
