@@ -170,17 +170,20 @@ class SharedInputs:
             entry.dependents += 1
         self._inputs_of[dependent.id] = tuple(task.id for task in inputs)
 
-    def remove(self, dependent: Task) -> None:
+    def remove(self, dependent: Task) -> bool:
         """``dependent`` left the dispatcher: its inputs that no one else needs are dropped,
-        here and on the workers that hold them."""
+        here and on the workers that hold them.  ``False`` if it had no inputs."""
         ids = self._inputs_of.pop(dependent.id, None)
-        for task_id in ids or ():
+        if ids is None:
+            return False
+        for task_id in ids:
             entry = self._entries[task_id]
             entry.dependents -= 1
             if entry.dependents == 0:
                 del self._entries[task_id]
                 for holder in entry.holders:
                     holder.forget_results((task_id,))
+        return True
 
     def for_call(
         self, dependent: Task, holder: ResultHolder, limit: int

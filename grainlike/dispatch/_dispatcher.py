@@ -588,8 +588,11 @@ class Dispatcher:
         self._tasks.pop(task.id, None)
         self._cancel_children(task)
         task.release()
-        if self.shared:
-            self.shared.remove(task)
+        if self.shared and self.shared.remove(task):
+            work = task.work
+            assert isinstance(work, Call)
+            # Its inputs' values are not kept alive by a handle to it that is kept.
+            task.work = Call(work.fn, (), {}, work.is_async, work.executor)
 
     def _cancel_children(self, task: Task) -> None:
         children, task.children = task.children, None

@@ -223,7 +223,7 @@ class DispatcherLaws(RuleBasedStateMachine):
             task, inputs = handle.task, self.inputs.get(handle.id)
             if inputs is None:
                 continue
-            if task.attempt > 0:
+            if task.attempt > 0 and task.state is TaskState.RUNNING:
                 values = [i.result.value for i in inputs if isinstance(i.result, outcome.Value)]
                 assert len(values) == len(inputs)
                 assert isinstance(task.work, Call)

@@ -3,6 +3,8 @@ for that task, runs with its value, and fails without running when it failed."""
 
 from __future__ import annotations
 
+import gc
+import weakref
 from pathlib import Path
 
 import pytest
@@ -131,3 +133,27 @@ async def test_a_resumed_run_recalls_a_dependent_by_the_values_it_took(tmp_path:
             first = (step @ Cores(1))("first")
             assert await (step @ Cores(1))("second", first) == 2
     assert started == {}  # the second run recalled both from the journal
+
+
+class Blob:
+    """A value whose lifetime the test watches."""
+
+
+async def make_blob() -> Blob:
+    return Blob()
+
+
+async def take(blob: Blob) -> str:
+    return type(blob).__name__
+
+
+async def test_an_input_is_not_kept_alive_by_a_kept_handle_to_its_dependent() -> None:
+    async with gl.open_session(stats=None):
+        produced = (make_blob @ Cores(1))()
+        dependent = (take @ Cores(1))(produced)
+        assert await dependent == "Blob"
+        value = weakref.ref(await produced)
+        del produced
+        gc.collect()
+        assert value() is None  # the dependent's handle, still held, does not keep it
+        assert dependent.done()
