@@ -84,6 +84,7 @@ DOCUMENTED = {
         "GPUInfo",
         "GPUDevice",
         "WalltimeInfo",
+        "ScratchInfo",
     },
 }
 
