@@ -25,23 +25,18 @@ class UsageMeter:
     processes: int = 0
     cpu: float = 0.0
     peak_rss: int = 0
-    #: The last sampled resident memory of each tree still running, by its leader's pid (made
-    #: on the first sample: most tasks start no process).
-    _running: dict[int, int] | None = None
+    #: The last sampled resident memory of each tree still running, by its leader's pid.
+    _running: dict[int, int] = attrs.field(factory=dict)
 
     def sampled(self, pid: int, rss: int) -> None:
         """Record a sample of the tree under ``pid``: the peak is of all running trees at once."""
-        running = self._running
-        if running is None:
-            running = self._running = {}
-        running[pid] = rss
-        self.peak_rss = max(self.peak_rss, sum(running.values()))
+        self._running[pid] = rss
+        self.peak_rss = max(self.peak_rss, sum(self._running.values()))
 
     def ended(self, pid: int, cpu: float, peak: int = 0) -> None:
         """The tree under ``pid`` ended, having used ``cpu`` seconds and, as far as the kernel
         says, at least ``peak`` resident bytes at once."""
-        if self._running is not None:
-            self._running.pop(pid, None)
+        self._running.pop(pid, None)
         self.processes += 1
         self.cpu += cpu
         self.peak_rss = max(self.peak_rss, peak)
@@ -57,8 +52,9 @@ class TaskContext:
         task_id: The dispatcher's id of the task.
         enforce_memory: Whether processes over the task's ``Memory`` are killed.
         scratch: The task's own directory, when its allocation holds ``Disk``.
-        meter: Where ``run_process`` adds what its processes used (``None``: not measured
-            here, as in a pool child, whose whole tree its worker measures).
+        meters: Where ``run_process`` adds what its processes used, under the task's id
+            (its worker's meters; ``None``: not measured here, as in a pool child, whose
+            whole tree its worker measures).
     """
 
     allocation: Resources
@@ -66,7 +62,17 @@ class TaskContext:
     task_id: int
     enforce_memory: bool = False
     scratch: Path | None = None
-    meter: UsageMeter | None = None
+    meters: dict[int, UsageMeter] | None = None
+
+    def meter(self) -> UsageMeter | None:
+        """The task's meter, made on first use (most tasks start no process)."""
+        meters = self.meters
+        if meters is None:
+            return None
+        meter = meters.get(self.task_id)
+        if meter is None:
+            meter = meters[self.task_id] = UsageMeter()
+        return meter
 
 
 _CURRENT: ContextVar[TaskContext] = ContextVar("grainlike_task")

@@ -89,6 +89,8 @@ class LocalWorker:
     _limiter: trio.CapacityLimiter = attrs.field(init=False)
     _pool: ProcessPool = attrs.field(init=False)
     _scratch: ScratchDirectories = attrs.field(init=False)
+    #: What the processes of running async and thread tasks used, by task id.
+    _meters: dict[int, UsageMeter] = attrs.field(init=False, factory=dict)
 
     def __attrs_post_init__(self) -> None:
         self._limiter = trio.CapacityLimiter(self.thread_limit)
@@ -185,9 +187,9 @@ class LocalWorker:
             except OSError as error:  # the root is gone, full or read-only: this task fails
                 message = f"task {task_id}: cannot make its scratch directory: {error}"
                 result = outcome.Error(TaskFailedError(message))
-        meter = None if in_pool else UsageMeter()
+        meters = None if in_pool else self._meters
         context = TaskContext(
-            allocation, self.worker_id, task_id, self.enforce_memory, directory, meter
+            allocation, self.worker_id, task_id, self.enforce_memory, directory, meters
         )
         reporter = self.reporter
         clock = trio.lowlevel.current_clock()
@@ -216,6 +218,7 @@ class LocalWorker:
         if scope.cancelled_caught or result is None:
             result = outcome.Error(trio.TooSlowError(f"task {task_id} was cancelled"))
         duration = clock.current_time() - start
+        meter = self._meters.pop(task_id, None) if self._meters else None
         if meter is not None and meter.processes:
             usage = Usage(duration, meter.cpu, meter.peak_rss)
         if peak_disk is not None:

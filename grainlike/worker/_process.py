@@ -196,7 +196,7 @@ async def run_process(
         options["preexec_fn"] = bind_to_cores
     memory = allocation.get(Memory)
     limit = memory.kib * 1024 if context.enforce_memory and memory is not None else None
-    meter = context.meter
+    meter = context.meter()
     chunks: dict[str, list[bytes | bytearray]] = {"stdout": [], "stderr": []}
     over: list[int] = []
     seen = [0.0]
