@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import stat
+import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -18,19 +19,24 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import cloudpickle
 import psutil
 import pytest
 import trio
 
 import grainlike as gl
 from grainlike import Cores, Disk, TaskFailedError, WTime
-from grainlike.dispatch import Event, TaskFinished
+from grainlike.dispatch import Event, TaskFinished, WorkerJoined
 from grainlike.wire import Usage
 
 pytestmark = pytest.mark.slow
 
+# Remote workers cannot import this test module: send its functions by value.
+cloudpickle.register_pickle_by_value(sys.modules[__name__])
+
 PYTHON = sys.executable
 MB = 2**20
+KEY = bytes(range(32))
 
 
 @asynccontextmanager
@@ -70,6 +76,12 @@ async def what_an_async_task_and_its_child_see() -> dict[str, Any]:
     return seen
 
 
+def tmpdir_now() -> tuple[str | None, str]:
+    import tempfile
+
+    return os.environ.get("TMPDIR"), tempfile.gettempdir()
+
+
 def child_tmpdir_of_a_pool_task() -> list[str]:
     import subprocess
 
@@ -85,6 +97,7 @@ async def test_a_pool_task_gets_a_fresh_private_directory_that_is_its_tmpdir(
         seen = await (what_a_task_sees @ Cores(1) & Disk(1))()
         again = await (what_a_task_sees @ Cores(1) & Disk(1))()
         own, child = await (child_tmpdir_of_a_pool_task @ Cores(1) & Disk(1))()
+        after = await (tmpdir_now @ Cores(1))()  # the same child, without Disk now
     scratch = Path(seen["scratch"])
     assert scratch.parent == tmp_path
     assert scratch.name.startswith("grainlike-task-")
@@ -93,6 +106,7 @@ async def test_a_pool_task_gets_a_fresh_private_directory_that_is_its_tmpdir(
     assert seen["tmpdir"] == seen["tempfile"] == seen["scratch"]
     assert again["scratch"] != seen["scratch"]
     assert child == own
+    assert after == tmpdir_now()  # what the child started with, as this process has it
     assert not scratch.exists()
     assert os.listdir(tmp_path) == []
 
@@ -356,9 +370,36 @@ async def test_a_directory_emptied_before_the_end_is_measured_at_its_peak(tmp_pa
     assert (usage.cpu, usage.peak_rss) == (0.0, 0)  # it ran no process
 
 
-def test_grainlike_detect_reports_the_scratch_root(tmp_path: Path) -> None:
-    import subprocess
+async def test_a_remote_worker_makes_directories_under_its_scratch_root(tmp_path: Path) -> None:
+    root = tmp_path / "node-local"
+    root.mkdir()
+    events: list[Event] = []
+    async with gl.open_session(listen="127.0.0.1:0", local=False, key=KEY, stats=None) as running:
+        running.dispatcher.events.subscribe(events.append)
+        assert running.address is not None
+        command = [PYTHON, "-m", "grainlike", "worker", running.address, "--scratch", str(root)]
+        command += ["--resources", "cores:1", "--connect-timeout", "10"]
+        process = await trio.lowlevel.open_process(
+            command, env=dict(os.environ, GRAINLIKE_KEY=KEY.hex()), stdout=subprocess.DEVNULL
+        )
+        try:
+            with trio.fail_after(20):
+                while not running.dispatcher.worker_ids():
+                    await trio.sleep(0.02)
+            seen = await (what_a_task_sees @ Cores(1) & Disk("10M"))()
+        finally:
+            if process.returncode is None:
+                process.kill()
+            await process.wait()
+    (joined,) = [e for e in events if isinstance(e, WorkerJoined)]
+    assert ",disk:" in joined.capacity  # the free space of its scratch root
+    assert Path(seen["scratch"]).parent == root
+    assert seen["tmpdir"] == seen["scratch"]
+    assert os.listdir(root) == []
+    assert usage_of(events).peak_disk == 0
 
+
+def test_grainlike_detect_reports_the_scratch_root(tmp_path: Path) -> None:
     done = subprocess.run(
         [PYTHON, "-m", "grainlike", "detect", "--json", "--scratch", str(tmp_path)],
         capture_output=True,

@@ -189,3 +189,47 @@ def test_a_root_that_vanished_fails_creation(tmp_path: Path) -> None:
     root.rmdir()
     with pytest.raises(FileNotFoundError):
         directories.create(1)
+
+
+# -- the command line and the worker's options -------------------------------------------------
+
+
+@pytest.mark.parametrize("command", ["worker 127.0.0.1:4242", "detect"])
+def test_a_bad_scratch_root_is_one_line_and_exit_2(
+    command: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from grainlike.cli import main
+
+    missing = tmp_path / "missing"
+    assert main([*command.split(), "--scratch", str(missing)]) == 2
+    name = command.split()[0]
+    assert capsys.readouterr().err == (
+        f"grainlike {name}: scratch root '{missing}': not a directory\n"
+    )
+
+
+def test_detect_reports_the_scratch_root_on_stderr_and_in_json(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    from grainlike.cli import main
+
+    assert main(["detect", "--resources", "cores:1,gpu:0", "--scratch", str(tmp_path)]) == 0
+    out, err = capsys.readouterr()
+    assert ",disk:" in out and len(out.splitlines()) == 1
+    assert f"scratch: {tmp_path} (" in err
+    assert main(["detect", "--json", "--scratch", str(tmp_path)]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["scratch"]["root"] == str(tmp_path)
+    assert report["scratch"]["source"] == "given"
+    assert report["scratch"]["headroom"] > 0
+
+
+def test_worker_options_check_and_resolve_the_scratch_root(tmp_path: Path) -> None:
+    from grainlike.worker import WorkerOptions
+
+    assert WorkerOptions(scratch=tmp_path).scratch == tmp_path
+    assert WorkerOptions().scratch is None
+    with pytest.raises(ConfigError, match="not a directory"):
+        WorkerOptions(scratch=tmp_path / "missing")
