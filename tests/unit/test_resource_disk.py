@@ -217,6 +217,16 @@ def test_a_plain_memory_crosses_the_wire_as_before() -> None:
     ]
 
 
+@pytest.mark.parametrize("kind", [Memory(group="g"), Memory(4, group="g"), Disk(group="g")])
+def test_a_worker_that_offers_a_group_is_refused(kind: Size) -> None:
+    from grainlike.dispatch._server import capacity_problem
+
+    assert (
+        capacity_problem(Cores(2) & kind) == f"it offers {kind}, a learned group rather than a size"
+    )
+    assert capacity_problem(Cores(2) & type(kind)(4)) is None
+
+
 # -- parsl_spec ----------------------------------------------------------------------------------
 
 
