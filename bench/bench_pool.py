@@ -142,7 +142,7 @@ def breakdown(number: int = 20_000) -> None:
     answer = msgpack.packb([1, True, dumps_payload(1), 0.5, 2**25])
     steps = {
         "parent: pack the call and its frame": lambda: msgpack.packb(
-            [1, packer.pack(Call(trivial, (1,))), placed, "w", False]
+            [1, packer.pack(Call(trivial, (1,))), placed, "w", False, None]
         ),
         "parent: unpack the answer and its usage": lambda: (
             msgpack.unpackb(answer),

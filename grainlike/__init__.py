@@ -15,6 +15,7 @@ from .resource import GPU as GPU
 from .resource import ZERO as ZERO
 from .resource import Cores as Cores
 from .resource import Counter as Counter
+from .resource import Disk as Disk
 from .resource import Kind as Kind
 from .resource import Memory as Memory
 from .resource import Node as Node
@@ -22,6 +23,7 @@ from .resource import Resources as Resources
 from .resource import Token as Token
 from .resource import WTime as WTime
 from .resource import parse_resources as parse_resources
+from .resource import parsl_spec as parsl_spec
 from .resource import register_kind as register_kind
 
 __version__ = "0.1.0"
@@ -36,6 +38,7 @@ __all__ = [
     "ConfigError",
     "Cores",
     "Counter",
+    "Disk",
     "GrainlikeError",
     "InsufficientResourcesError",
     "Kind",
@@ -66,6 +69,7 @@ __all__ = [
     "open_session",
     "open_waitgroup",
     "parse_resources",
+    "parsl_spec",
     "register_kind",
     "released",
     "run",

@@ -89,6 +89,8 @@ class SessionOptions(TypedDict, total=False):
         stats: The learned store (``None``: learn nothing across runs).
         learning: A ``LearningRule``.
         enforce_memory: Kill processes over their ``Memory`` request.
+        scratch: The embedded worker's scratch root: ``Disk`` tasks get their directories
+            there, and its free space is the disk it offers (default: the temp dir).
         events: A JSON-lines event log path.
         progress: Show a progress bar.
         key: The shared key for remote workers (default ``GRAINLIKE_KEY`` or the local key).
@@ -119,6 +121,7 @@ class SessionOptions(TypedDict, total=False):
     stats: str | os.PathLike[str] | None
     learning: LearningRule | None
     enforce_memory: bool
+    scratch: str | os.PathLike[str] | None
     events: str | os.PathLike[str] | None
     progress: bool
     key: bytes | None
@@ -211,10 +214,12 @@ def default_key() -> bytes:
     return key_from_env_or_file(None, os.environ) or ensure_local_key(DEFAULT_KEY_FILE)
 
 
-def _local_capacity(resources: ResourceSpec | None) -> Resources:
+def _local_capacity(
+    resources: ResourceSpec | None, scratch: str | os.PathLike[str] | None = None
+) -> Resources:
     from .worker import detect_capacity
 
-    return detect_capacity(override=resources)
+    return detect_capacity(override=resources, scratch=scratch)
 
 
 def _configs(options: SessionOptions) -> tuple[DispatcherConfig, ServerConfig]:
@@ -346,14 +351,20 @@ async def _start_services(
                 session.address,
             )
     if options.get("local", True):
-        capacity = await trio.to_thread.run_sync(_local_capacity, options.get("resources"))
+        scratch = options.get("scratch")
+        # Without a scratch root, the one-argument call that tests stand in for.
+        detect = _local_capacity if scratch is None else partial(_local_capacity, scratch=scratch)
+        capacity = await trio.to_thread.run_sync(detect, options.get("resources"))
         warning = overcommitted(capacity)
         if warning is not None:
             log.warning("the embedded worker's %s", warning)
         name = options.get("name") or f"local-{socket.gethostname()}"
         worker_id = dispatcher.unique_worker_id(name)
         session.local_worker = LocalWorker(
-            worker_id, dispatcher, options.get("enforce_memory", False)
+            worker_id,
+            dispatcher,
+            options.get("enforce_memory", False),
+            scratch_root=None if scratch is None else Path(scratch).expanduser().absolute(),
         )
         await nursery.start(session.local_worker.serve)
         dispatcher.add_worker(worker_id, capacity, session.local_worker)

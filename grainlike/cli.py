@@ -87,17 +87,30 @@ def _finite(value: Any) -> Any:
 
 
 def _cmd_detect(args: argparse.Namespace) -> int:
+    from .resource._units import format_gb
     from .worker import describe_node, detect_capacity
 
     _import_modules(args.imports)
-    capacity = detect_capacity(override=_resources(args.resources))
-    for note in describe_node().notes:
+    capacity = detect_capacity(override=_resources(args.resources), scratch=args.scratch)
+    info = describe_node(scratch=args.scratch)
+    for note in info.notes:
         print(f"note: {note}", file=sys.stderr)
+    scratch = info.scratch
+    assert scratch is not None
     if args.json:
         stat = _finite(capacity.stat())
-        print(json.dumps({"capacity": str(capacity), "available": stat}, allow_nan=False))
+        where = {
+            "root": str(scratch.root),
+            "source": scratch.source,
+            "free": scratch.free_kib / 2**20,
+            "headroom": scratch.headroom_kib / 2**20,
+        }
+        report = {"capacity": str(capacity), "available": stat, "scratch": where}
+        print(json.dumps(report, allow_nan=False))
     else:
         print(capacity)
+        free, kept = format_gb(scratch.free_kib / 2**20), format_gb(scratch.headroom_kib / 2**20)
+        print(f"scratch: {scratch.root} ({free} free, {kept} kept back)", file=sys.stderr)
     return 0
 
 
@@ -141,6 +154,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         "events": args.events,
         "progress": sys.stderr.isatty() if args.progress is None else args.progress,
         "enforce_memory": args.enforce_memory,
+        "scratch": args.scratch,
         "stats": args.stats if args.stats is not None else os.environ.get("GRAINLIKE_STATS"),
     }
     if options["stats"] is None:
@@ -298,7 +312,7 @@ def _cmd_worker(args: argparse.Namespace) -> int:
     _check_worker_names(args.resources)  # parses --resources, naming it in errors
     walltime = _resources(args.walltime and f"wtime:{args.walltime}", "--walltime")
     override = ",".join(part for part in (args.resources, walltime) if part)
-    capacity = detect_capacity(override=override or None)
+    capacity = detect_capacity(override=override or None, scratch=args.scratch)
     warning = overcommitted(capacity)
     if warning is not None:
         print(f"grainlike worker: warning: {warning}", file=sys.stderr)
@@ -309,6 +323,7 @@ def _cmd_worker(args: argparse.Namespace) -> int:
         enforce_memory=args.enforce_memory,
         drain_margin=args.drain_margin,
         exit_margin=args.exit_margin,
+        scratch=args.scratch,
     )
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     reason = trio.run(
@@ -510,6 +525,9 @@ def _tls_client_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+_SCRATCH_HELP = "where Disk tasks get their directories (its free space is the disk offered)"
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="grainlike", description="A resource-typed task scheduler for Python."
@@ -530,6 +548,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     detect.add_argument("--resources", help="override detection per kind, e.g. cores:1,gpu:0")
     detect.add_argument("--json", action="store_true", help="print JSON instead of shorthand")
+    detect.add_argument("--scratch", metavar="DIR", help=_SCRATCH_HELP)
     detect.set_defaults(handler=_cmd_detect)
 
     run = commands.add_parser(
@@ -554,6 +573,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--rerun", action="store_true", help="with --journal: run everything again")
     run.add_argument("--key-file", help="shared key file for remote workers")
     run.add_argument("--enforce-memory", action="store_true", help="kill processes over Memory")
+    run.add_argument("--scratch", metavar="DIR", help=_SCRATCH_HELP)
     run.add_argument(
         "--tls",
         metavar="auto|CERT",
@@ -590,6 +610,7 @@ def _parser() -> argparse.ArgumentParser:
         help="seconds to keep trying to reach a lost dispatcher again (0: leave at once)",
     )
     worker.add_argument("--enforce-memory", action="store_true", help="kill processes over Memory")
+    worker.add_argument("--scratch", metavar="DIR", help=_SCRATCH_HELP)
     worker.add_argument(
         "--drain-margin",
         type=float,

@@ -28,7 +28,7 @@ from .._exceptions import (
     TaskCancelledError,
     TaskFailedError,
 )
-from ..resource import GPU, Cores, Counter, Memory, Resources, Token
+from ..resource import GPU, Cores, Counter, Memory, Resources, Size, Token
 from ..wire import (
     DEFAULT_MAX_FRAME,
     PROTOCOL_VERSION,
@@ -412,6 +412,8 @@ def capacity_problem(capacity: Resources) -> str | None:
             most = MAX_WORKER_IDS[type(part)]
             if most < part.N:
                 return f"it offers {part.N} {part.label} IDs, more than {most}"
+        elif isinstance(part, Size) and (part.group is not None or not part.sized):
+            return f"it offers {part}, a learned group rather than a size"
         elif isinstance(part, Memory) and part.kib > MAX_WORKER_MEMORY_KIB:
             return f"it offers {part.kib} KiB of memory, more than {MAX_WORKER_MEMORY_KIB}"
         elif isinstance(part, Counter) and part.n > MAX_WORKER_COUNT:

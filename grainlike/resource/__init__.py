@@ -10,6 +10,7 @@ from ._combined import Resources as Resources
 from ._combined import as_resources as as_resources
 from ._cores import GPU as GPU
 from ._cores import Cores as Cores
+from ._disk import Disk as Disk
 from ._grammar import Node as Node
 from ._grammar import ResourceSpec as ResourceSpec
 from ._grammar import near_kind as near_kind
@@ -23,6 +24,8 @@ from ._kind import registered_kinds as registered_kinds
 from ._labels import Counter as Counter
 from ._labels import Token as Token
 from ._memory import Memory as Memory
+from ._parsl import parsl_spec as parsl_spec
+from ._size import Size as Size
 from ._units import MAX_COUNT as MAX_COUNT
 from ._units import MAX_DURATION as MAX_DURATION
 from ._units import MAX_ID as MAX_ID

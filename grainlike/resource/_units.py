@@ -73,26 +73,29 @@ _DURATION = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*([smhd]?)\s
 _CLOCK = re.compile(r"^\s*(?:(\d+)-)?(?:(\d+):)?(\d+):(\d+(?:\.\d+)?)\s*$")
 
 
-def parse_kib(value: str | float, *, what: str = "Memory", zero: bool = False) -> int:
+def parse_kib(
+    value: str | float, *, what: str = "Memory", noun: str = "memory", zero: bool = False
+) -> int:
     """Parse ``16G``, ``512M``, ``0.5`` (GB) or a number of GB into whole KiB.
 
     Exact for any size (no float rounding on the way), so that formatting and parsing again
     gives the same count.  With ``zero``, a size of 0 is returned as 0 instead of rejected.
+    Messages read ``{what}({value!r}): {noun} must ...``, e.g. ``Disk(-1): disk must ...``.
 
     Raises:
         ResourceError: not a size, not positive, below 1K or above ``MAX_KIB`` KiB.
     """
     if isinstance(value, bool):
-        raise ResourceError(f"{what}({value!r}): memory must be a number of GB or a size string")
+        raise ResourceError(f"{what}({value!r}): {noun} must be a number of GB or a size string")
     if isinstance(value, int | float):
         if isinstance(value, float) and not math.isfinite(value):
-            raise ResourceError(f"{what}({value!r}): memory must be positive and finite")
+            raise ResourceError(f"{what}({value!r}): {noun} must be positive and finite")
         kib = Fraction(value) * KIB_PER_GB
     elif isinstance(value, str):
         match = _MEMORY.match(value) if len(value) <= _MAX_TEXT else None
         if match is None:
             raise ResourceError(
-                f"{what}({shown(value)}): not a memory size (use e.g. 16G, 512M, 0.5 for GB)"
+                f"{what}({shown(value)}): not a {noun} size (use e.g. 16G, 512M, 0.5 for GB)"
             )
         number, unit = match.groups()
         # A Fraction of "1e99999999" would build a 100-million-digit integer: look at the
@@ -101,23 +104,23 @@ def parse_kib(value: str | float, *, what: str = "Memory", zero: bool = False) -
         if decimal.is_zero():
             kib = Fraction(0)
         elif decimal.adjusted() > 30:
-            raise ResourceError(f"{what}({value!r}): memory is at most {format_kib(MAX_KIB)}")
+            raise ResourceError(f"{what}({value!r}): {noun} is at most {format_kib(MAX_KIB)}")
         elif decimal.adjusted() < -30:
-            raise ResourceError(f"{what}({value!r}): memory must be at least 1K")
+            raise ResourceError(f"{what}({value!r}): {noun} must be at least 1K")
         else:
             kib = Fraction(decimal) * _MEMORY_UNITS[(unit or "G").upper()]
     else:
         raise ResourceError(
-            f"{what}({shown(value)}): memory must be a number of GB or a size string"
+            f"{what}({shown(value)}): {noun} must be a number of GB or a size string"
         )
     if kib == 0 and zero:
         return 0
     if kib <= 0:
-        raise ResourceError(f"{what}({shown(value)}): memory must be positive and finite")
+        raise ResourceError(f"{what}({shown(value)}): {noun} must be positive and finite")
     if kib < 1:
-        raise ResourceError(f"{what}({shown(value)}): memory must be at least 1K")
+        raise ResourceError(f"{what}({shown(value)}): {noun} must be at least 1K")
     if kib > MAX_KIB:
-        raise ResourceError(f"{what}({shown(value)}): memory is at most {format_kib(MAX_KIB)}")
+        raise ResourceError(f"{what}({shown(value)}): {noun} is at most {format_kib(MAX_KIB)}")
     return round(kib)
 
 

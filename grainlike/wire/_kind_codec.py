@@ -24,10 +24,12 @@ from ..resource import (
     GPU,
     Cores,
     Counter,
+    Disk,
     IdSet,
     Kind,
     Memory,
     Resources,
+    Size,
     Token,
     WTime,
     registered_kinds,
@@ -75,13 +77,26 @@ def _structure_idset(cls: type[IdSet], tag: str, body: object) -> IdSet:
     return cls(ids, groups=groups)
 
 
-def _unstructure_memory(kind: Memory) -> Body:
-    return {"kib": kind.kib}
+def _unstructure_size(kind: Size) -> Body:
+    # A plain size crosses as {"kib": n}; a group adds "group", and has no "kib" without a guess.
+    body: Body = {"kib": kind.kib} if kind.sized else {}
+    if kind.group is not None:
+        body["group"] = kind.group
+    return body
 
 
-def _structure_memory(tag: str, body: object) -> Memory:
-    fields = check_fields(tag, body, ("kib",))
-    return Memory.from_kib(check_int(fields["kib"], "mem kib"))
+def _structure_size(cls: type[Size], tag: str, body: object) -> Size:
+    fields = check_fields(tag, body, (), ("kib", "group"))
+    group = fields.get("group")
+    if group is not None:
+        group = check_str(group, f"{tag} group")
+    if "kib" in fields:
+        return cls.from_kib(check_int(fields["kib"], f"{tag} kib"), group)
+    if group is None:
+        raise ProtocolError(
+            f"{tag} {short(body)}: missing fields ['kib'] (a size needs kib, a group, or both)"
+        )
+    return cls(group=group)
 
 
 def _unstructure_wtime(kind: WTime) -> Body:
@@ -135,7 +150,8 @@ def _structure_counter(tag: str, body: object) -> Counter:
 _UNSTRUCTURE: Final[dict[type[Kind], tuple[str, Callable[[Any], Body]]]] = {
     Cores: (Cores.name, _unstructure_idset),
     GPU: (GPU.name, _unstructure_idset),
-    Memory: (Memory.name, _unstructure_memory),
+    Memory: (Memory.name, _unstructure_size),
+    Disk: (Disk.name, _unstructure_size),
     WTime: (WTime.name, _unstructure_wtime),
     Token: (Token.name, _unstructure_token),
     Counter: (COUNTER_TAG, _unstructure_counter),
@@ -144,7 +160,8 @@ _UNSTRUCTURE: Final[dict[type[Kind], tuple[str, Callable[[Any], Body]]]] = {
 _STRUCTURE: Final[dict[str, Callable[[str, object], Kind]]] = {
     Cores.name: lambda tag, body: _structure_idset(Cores, tag, body),
     GPU.name: lambda tag, body: _structure_idset(GPU, tag, body),
-    Memory.name: _structure_memory,
+    Memory.name: lambda tag, body: _structure_size(Memory, tag, body),
+    Disk.name: lambda tag, body: _structure_size(Disk, tag, body),
     WTime.name: _structure_wtime,
     Token.name: _structure_token,
     COUNTER_TAG: _structure_counter,

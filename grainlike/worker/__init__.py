@@ -1,4 +1,5 @@
-"""The worker: capacity detection, task execution (its process pool too) and enforcement."""
+"""The worker: capacity detection, task execution (its process pool too), enforcement and
+measurement."""
 
 from ._context import GVAR as GVAR
 from ._context import TaskContext as TaskContext
@@ -18,6 +19,7 @@ from ._process import run_process as run_process
 from ._remote import Departure as Departure
 from ._remote import WorkerOptions as WorkerOptions
 from ._remote import serve_worker as serve_worker
+from ._scratch import ScratchInfo as ScratchInfo
 from ._topology import CoreInfo as CoreInfo
 from ._topology import overcommitted as overcommitted
 from ._uplink import Uplink as Uplink

@@ -3,15 +3,17 @@
 The worker starts it with ``python -c`` (see ``_pool.py``) and one end of a socket pair.
 The child answers a ``ready`` frame, then reads one frame per task and writes one back, in the
 frame format of ``wire/_framing.py``.  A task frame is the msgpack array
-``[task_id, call, allocation, worker_id, enforce_memory]`` (``call`` from ``CallPacker.pack``,
-``allocation`` pickled); a result frame is ``[task_id, ok, payload, cpu_seconds, peak_rss]``
+``[task_id, call, allocation, worker_id, enforce_memory, scratch]`` (``call`` from
+``CallPacker.pack``, ``allocation`` pickled, ``scratch`` the task's directory or ``None``); a
+result frame is ``[task_id, ok, payload, cpu_seconds, peak_rss]``
 (``ok, payload`` as ``pack_outcome`` makes them; ``cpu_seconds`` the child's CPU time so far,
 its own and its reaped children's, so that the worker can also tell what a task it killed
 used).
 
 Before each task the child binds itself to the allocation: CPU affinity of all its threads, the
 environment that ``run_process`` children get, the BLAS/OpenMP thread pools already loaded
-(threadpoolctl), and the task context behind ``gl.GVAR``.  After it, every process the task
+(threadpoolctl), the task's scratch directory as ``TMPDIR`` (and as ``tempfile``'s directory),
+and the task context behind ``gl.GVAR``.  After it, every process the task
 started and left behind is killed: the child is a subreaper, so even those that left its
 process group are found below it.
 """
@@ -24,7 +26,9 @@ import resource
 import signal
 import socket
 import sys
+import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 import msgpack
@@ -35,7 +39,7 @@ from ..resource import Cores, Resources
 from ..wire import CallUnpacker, dumps_payload, loads_payload, pack_exception, pack_outcome
 from ..wire._framing import _HEADER, HEADER_SIZE
 from ._context import TaskContext, set_task_context
-from ._enforce import become_subreaper, descendants, set_parent_death_signal
+from ._enforce import become_subreaper, descendants, high_water, set_parent_death_signal
 from ._process import ALLOCATION_VARIABLES, allocation_environment
 
 __all__ = ["main"]
@@ -123,6 +127,9 @@ class _Binding:
         self._allocations: dict[bytes, tuple[Resources, frozenset[int], dict[str, str], int | None]]
         self._allocations = {}
         self._pools = _ThreadPools()
+        self._tmpdir = os.environ.get("TMPDIR")
+        self._tempdir = tempfile.tempdir
+        self._scratch: str | None = None
 
     def bind(self, data: bytes) -> Resources:
         """Bind to the pickled allocation ``data``; return it."""
@@ -163,6 +170,20 @@ class _Binding:
         self._pools.limit(threads)
         return allocation
 
+    def scratch(self, directory: str | None) -> None:
+        """Make ``directory`` (or, with ``None``, what the child started with) ``TMPDIR`` and
+        ``tempfile``'s directory, for the task and the processes it starts."""
+        if directory == self._scratch:
+            return
+        value = self._tmpdir if directory is None else directory
+        if value is None:
+            os.environ.pop("TMPDIR", None)
+        else:
+            os.environ["TMPDIR"] = value
+        # tempfile reads TMPDIR once and keeps what it found.
+        tempfile.tempdir = self._tempdir if directory is None else directory
+        self._scratch = directory
+
 
 class _Peak:
     """Starts a fresh peak resident size (``VmHWM``) for each task, through ``clear_refs``.
@@ -196,19 +217,7 @@ def _used() -> tuple[float, int]:
     own = resource.getrusage(resource.RUSAGE_SELF)
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
-    return cpu, _high_water() or own.ru_maxrss * 1024
-
-
-def _high_water() -> int:
-    """``VmHWM`` of this process in bytes (0 where ``/proc`` does not say)."""
-    try:
-        with open("/proc/self/status", "rb") as status:
-            for line in status:
-                if line.startswith(b"VmHWM:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return 0
+    return cpu, high_water() or own.ru_maxrss * 1024
 
 
 def _reap_leftovers() -> None:
@@ -268,9 +277,13 @@ def serve(channel: _Channel) -> None:
         frame = channel.receive()
         if frame is None:
             return
-        task_id, call_data, allocation_data, worker_id, enforce_memory = msgpack.unpackb(frame)
+        task_id, call_data, allocation_data, worker_id, enforce_memory, scratch = msgpack.unpackb(
+            frame
+        )
         allocation = binding.bind(allocation_data)
-        set_task_context(TaskContext(allocation, worker_id, task_id, enforce_memory))
+        binding.scratch(scratch)
+        directory = None if scratch is None else Path(scratch)
+        set_task_context(TaskContext(allocation, worker_id, task_id, enforce_memory, directory))
         peak.reset()
         ok, payload = _run(call_data, task_id, calls)
         _reap_leftovers()

@@ -1,4 +1,4 @@
-"""What this machine offers a worker: cores, memory, GPUs and remaining walltime."""
+"""What this machine offers a worker: cores, memory, GPUs, remaining walltime and scratch disk."""
 
 from __future__ import annotations
 
@@ -10,10 +10,21 @@ from pathlib import Path
 import attrs
 import psutil
 
-from ..resource import GPU, Cores, Kind, Memory, Resources, ResourceSpec, WTime, with_overrides
+from ..resource import (
+    GPU,
+    Cores,
+    Disk,
+    Kind,
+    Memory,
+    Resources,
+    ResourceSpec,
+    WTime,
+    with_overrides,
+)
 from ._cgroup import cgroup_memory_limit
 from ._memlimit import Headroom, MemoryInfo, detect_memory
 from ._nvml import NVML, GPUInfo, detect_gpus
+from ._scratch import SCRATCH_HEADROOM, ScratchInfo, detect_scratch, scratch_root
 from ._slurmenv import job_id, slurm_cpus_on_node, slurm_memory_kib
 from ._topology import CoreInfo, detect_cores
 from ._walltime import WalltimeInfo, detect_walltime
@@ -31,6 +42,7 @@ class NodeInfo:
         gpus: the usable GPUs, with names and memory.
         walltime: the remaining walltime and its source.
         notes: warnings about the environment (a misconfigured batch system, for one).
+        scratch: the scratch root and the disk it offers.
     """
 
     cores: CoreInfo | None
@@ -38,6 +50,7 @@ class NodeInfo:
     gpus: GPUInfo | None
     walltime: WalltimeInfo | None
     notes: tuple[str, ...] = ()
+    scratch: ScratchInfo | None = None
 
     def capacity(self) -> Resources:
         """The detected parts as a worker's capacity (no GPUs means no ``GPU`` kind)."""
@@ -50,6 +63,8 @@ class NodeInfo:
             parts.append(gpu)
         if self.walltime is not None:
             parts.append(self.walltime.capacity())
+        if self.scratch is not None and (disk := self.scratch.capacity()) is not None:
+            parts.append(disk)
         return Resources(*parts)
 
 
@@ -68,6 +83,8 @@ def describe_node(
     squeue_timeout: float = 5.0,
     headroom: Headroom = Headroom(),  # noqa: B008 - frozen, so one shared default is safe
     skip: Collection[type[Kind]] = (),
+    scratch: str | os.PathLike[str] | None = None,
+    scratch_headroom: Headroom = SCRATCH_HEADROOM,
 ) -> NodeInfo:
     """Describe what a worker on this machine, in this process's environment, may use.
 
@@ -75,7 +92,8 @@ def describe_node(
     respected), grouped by NUMA node or socket from sysfs.  Memory is the smallest of physical
     memory, the cgroup limit and the Slurm job's allocation, less ``headroom``.  GPUs come
     from NVML, narrowed by ``CUDA_VISIBLE_DEVICES`` or ``SLURM_JOB_GPUS``.  Walltime is what
-    the enclosing Slurm job has left, else unlimited.  See docs/detection.md.
+    the enclosing Slurm job has left, else unlimited.  Disk is the free space of the scratch
+    root (``scratch``, else the temp dir) less ``scratch_headroom``.  See docs/detection.md.
 
     This may run ``squeue`` (up to ``squeue_timeout`` seconds): call it from a thread in async
     code.
@@ -88,9 +106,12 @@ def describe_node(
         squeue_timeout: how long squeue may take.
         headroom: how much memory to keep back.
         skip: kinds not to detect (their part is ``None``), e.g. because they are overridden.
+        scratch: the scratch root (default: the temp dir).
+        scratch_headroom: how much of its free space to keep back.
 
     Raises:
-        ConfigError: when a Slurm variable or a sysfs/cgroup file holds a malformed value.
+        ConfigError: when a Slurm variable or a sysfs/cgroup file holds a malformed value, or
+            the scratch root is not a directory this user may write in.
     """
     env = os.environ if environ is None else environ
     notes: list[str] = []
@@ -127,7 +148,8 @@ def describe_node(
     walltime = None
     if WTime not in skip:
         walltime = detect_walltime(env, now=time.time(), squeue=squeue, timeout=squeue_timeout)
-    return NodeInfo(cores, memory, gpus, walltime, tuple(notes))
+    disk = None if Disk in skip else detect_scratch(scratch, headroom=scratch_headroom)
+    return NodeInfo(cores, memory, gpus, walltime, tuple(notes), disk)
 
 
 def overridden_kinds(override: ResourceSpec | None) -> set[type[Kind]]:
@@ -141,6 +163,7 @@ def overridden_kinds(override: ResourceSpec | None) -> set[type[Kind]]:
         Memory: Memory.from_kib(1),
         GPU: GPU(1),
         WTime: WTime(T=1, countdown=True),
+        Disk: Disk.from_kib(1),
     }
     # with_overrides keeps the very objects of the kinds it does not name.
     after = with_overrides(Resources(*stand_ins.values()), override)
@@ -156,6 +179,7 @@ def detect_capacity(
     squeue: Sequence[str] = ("squeue",),
     squeue_timeout: float = 5.0,
     headroom: Headroom = Headroom(),  # noqa: B008 - frozen, so one shared default is safe
+    scratch: str | os.PathLike[str] | None = None,
 ) -> Resources:
     """The capacity a worker on this machine advertises, with ``override`` applied per kind.
 
@@ -171,11 +195,16 @@ def detect_capacity(
         squeue: the squeue command.
         squeue_timeout: how long squeue may take.
         headroom: how much memory to keep back.
+        scratch: the scratch root whose free space is the ``Disk`` (default: the temp dir).
 
     Raises:
         ResourceError: when ``override`` is malformed.
-        ConfigError: when the environment holds a malformed value for a detected kind.
+        ConfigError: when the environment holds a malformed value for a detected kind, or the
+            scratch root is not a directory this user may write in.
     """
+    skip = overridden_kinds(override)
+    if scratch is not None:
+        scratch_root(scratch)  # checked even when Disk is overridden: its tasks need it
     info = describe_node(
         environ=environ,
         root=root,
@@ -183,6 +212,7 @@ def detect_capacity(
         squeue=squeue,
         squeue_timeout=squeue_timeout,
         headroom=headroom,
-        skip=overridden_kinds(override),
+        skip=skip,
+        scratch=scratch,
     )
     return with_overrides(info.capacity(), override)

@@ -19,14 +19,17 @@ import trio
 __all__ = [
     "become_subreaper",
     "descendants",
+    "high_water",
     "kill_process_group",
     "kill_tree",
     "set_parent_death_signal",
     "tree_rss",
+    "tree_usage",
     "watch_memory",
 ]
 
 _PAGE = os.sysconf("SC_PAGE_SIZE")
+_TICK = os.sysconf("SC_CLK_TCK")
 #: ``prctl`` options (linux/prctl.h).
 PR_SET_PDEATHSIG = 1
 PR_SET_CHILD_SUBREAPER = 36
@@ -84,6 +87,51 @@ def _rss(pid: int) -> int:
 def tree_rss(pid: int) -> int:
     """Resident memory in bytes of process ``pid`` and all its descendants (0 once it is gone)."""
     return sum(_rss(p) for p in [pid, *descendants(pid)])
+
+
+def _usage(pid: int) -> tuple[int, float]:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as file:
+            # Fields after the command name, which is in parentheses and may hold anything.
+            fields = file.read().rpartition(b")")[2].split()
+        cpu = int(fields[11]) + int(fields[12]) + int(fields[13]) + int(fields[14])
+        return int(fields[21]) * _PAGE, cpu / _TICK
+    except (OSError, IndexError, ValueError):
+        try:
+            process = psutil.Process(pid)
+            with process.oneshot():
+                times = process.cpu_times()
+                rss = int(process.memory_info().rss)
+            return rss, times.user + times.system + times.children_user + times.children_system
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            return 0, 0.0
+
+
+def tree_usage(pid: int) -> tuple[int, float]:
+    """Resident bytes and CPU seconds of process ``pid`` and its descendants, from ``/proc``.
+
+    The CPU of each process counts the children it has reaped, so the sum is the tree's CPU so
+    far (without what descendants that left the tree used).  ``(0, 0.0)`` once it is gone.
+    """
+    rss, cpu = 0, 0.0
+    for p in [pid, *descendants(pid)]:
+        own_rss, own_cpu = _usage(p)
+        rss += own_rss
+        cpu += own_cpu
+    return rss, cpu
+
+
+def high_water() -> int:
+    """``VmHWM`` of this process in bytes, its peak resident size (0 where ``/proc`` does not
+    say)."""
+    try:
+        with open("/proc/self/status", "rb") as status:
+            for line in status:
+                if line.startswith(b"VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
 
 
 def kill_process_group(pid: int, sig: int = signal.SIGKILL) -> None:

@@ -6,18 +6,23 @@ too, behind a reporter that batches messages onto the wire.
 
 from __future__ import annotations
 
+import tempfile
 from collections import deque
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, Protocol
 
 import attrs
 import outcome
 import trio
 
+from .._exceptions import TaskFailedError
+from ..resource import Disk
 from ..wire import Call, CallUnpacker, PackedCall, Usage
-from ._context import TaskContext
+from ._context import TaskContext, UsageMeter
 from ._execute import Assignment, run_work
 from ._pool import ProcessPool
+from ._scratch import ScratchDirectories
 
 __all__ = ["LocalWorker", "Reporter"]
 
@@ -53,6 +58,13 @@ class LocalWorker:
     A sync function runs in a child of the worker's ``pool`` (``executor="process"``, the
     default) or in a worker thread (``executor="thread"``, at most ``thread_limit`` at once).
 
+    A task whose allocation holds ``Disk`` gets a directory of its own under ``scratch_root``
+    (default: the temp dir), removed when it ends.  What a task used is reported with its
+    outcome: a pool task's wall time, CPU time and peak resident memory of its child's tree;
+    an async or thread task's (whose own use is the worker's and is not told apart) those of
+    the processes it ran with ``run_process``, if any; and a ``Disk`` task's peak directory
+    size.
+
     Tasks start in the order they are handed over, every time: each *runner* (a trio task)
     takes the next ready task when it starts, and only then spawns the runner for the one after
     (trio runs the tasks spawned in one batch in either order).  A runner whose task ended goes
@@ -66,6 +78,7 @@ class LocalWorker:
     enforce_memory: bool = False
     thread_limit: int = 256
     pipeline: int = 0
+    scratch_root: Path | None = None
     _nursery: trio.Nursery | None = None
     _scopes: dict[int, trio.CancelScope] = attrs.field(factory=dict)
     _next: dict[int, Assignment] = attrs.field(factory=dict)
@@ -76,15 +89,25 @@ class LocalWorker:
     _calls: CallUnpacker = attrs.field(factory=CallUnpacker)
     _limiter: trio.CapacityLimiter = attrs.field(init=False)
     _pool: ProcessPool = attrs.field(init=False)
+    _scratch: ScratchDirectories = attrs.field(init=False)
+    #: What the processes of running async and thread tasks used, by task id.
+    _meters: dict[int, UsageMeter] = attrs.field(init=False, factory=dict)
 
     def __attrs_post_init__(self) -> None:
         self._limiter = trio.CapacityLimiter(self.thread_limit)
         self._pool = ProcessPool(self.worker_id)
+        root = self.scratch_root if self.scratch_root is not None else tempfile.gettempdir()
+        self._scratch = ScratchDirectories(Path(root))
 
     @property
     def pool(self) -> ProcessPool:
         """The worker processes that run its sync tasks."""
         return self._pool
+
+    @property
+    def scratch(self) -> ScratchDirectories:
+        """The directories of its running ``Disk`` tasks."""
+        return self._scratch
 
     async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Own the nursery tasks run in, and the process pool, until cancelled.
@@ -93,6 +116,7 @@ class LocalWorker:
         """
         async with trio.open_nursery() as nursery:
             await nursery.start(self._pool.serve)
+            await nursery.start(self._scratch.serve)
             self._nursery = nursery
             task_status.started()
             await trio.sleep_forever()
@@ -156,24 +180,57 @@ class LocalWorker:
         if isinstance(work, PackedCall):  # a subtask a remote worker submitted, as it sent it
             work = self._calls.unpack(work.data, task_id=task_id)
         scope = self._scopes[task_id]
-        assert task.granted is not None, "a task is handed over with its allocation"
-        context = TaskContext(task.granted, self.worker_id, task_id, self.enforce_memory)
+        allocation = task.granted
+        assert allocation is not None, "a task is handed over with its allocation"
+        in_pool = not (work.is_async or work.executor == "thread")
+        directory: Path | None = None
+        result: outcome.Outcome[Any] | None = None
+        if allocation.get(Disk) is not None:
+            try:
+                directory = self._scratch.create(task_id)
+            except OSError as error:  # the root is gone, full or read-only: this task fails
+                message = f"task {task_id}: cannot make its scratch directory: {error}"
+                result = outcome.Error(TaskFailedError(message))
+        meters = None if in_pool else self._meters
+        context = TaskContext(
+            allocation, self.worker_id, task_id, self.enforce_memory, directory, meters
+        )
         reporter = self.reporter
         clock = trio.lowlevel.current_clock()
         start = clock.current_time()
-        result: outcome.Outcome[Any] | None = None
         usage: Usage | None = None
-        with scope:
-            await trio.lowlevel.checkpoint_if_cancelled()  # cancelled before it began: skip it
-            reporter.task_started(self.worker_id, task_id, attempt)
-            if work.is_async or work.executor == "thread":
-                result = await run_work(work, context, hard_limit, self._limiter)
-            else:
-                result, usage = await self._pool.run(work, context, hard_limit)
+        peak_disk: int | None = None
+        try:
+            with scope:
+                await trio.lowlevel.checkpoint_if_cancelled()  # cancelled before it began: skip it
+                reporter.task_started(self.worker_id, task_id, attempt)
+                if result is None:  # else it failed before it could run
+                    if in_pool:
+                        result, usage = await self._pool.run(work, context, hard_limit)
+                    else:
+                        result = await run_work(work, context, hard_limit, self._limiter)
+        finally:
+            if directory is not None:
+                # Whatever the outcome, and however the worker stops: the directory goes.
+                with trio.CancelScope(shield=True):
+                    try:
+                        peak_disk = await self._scratch.finish(directory)
+                    except OSError as error:
+                        message = f"task {task_id}: its scratch directory stayed: {error}"
+                        result = outcome.Error(TaskFailedError(message))
         del self._scopes[task_id]
         if scope.cancelled_caught or result is None:
             result = outcome.Error(trio.TooSlowError(f"task {task_id} was cancelled"))
         duration = clock.current_time() - start
+        meter = self._meters.pop(task_id, None) if self._meters else None
+        if meter is not None and meter.processes:
+            usage = Usage(duration, meter.cpu, meter.peak_rss)
+        if peak_disk is not None:
+            usage = (
+                Usage(duration, 0.0, 0, peak_disk)
+                if usage is None
+                else attrs.evolve(usage, peak_disk=peak_disk)
+            )
         self._reporting = True
         try:
             reporter.task_done(self.worker_id, task_id, attempt, result, duration, usage)

@@ -75,11 +75,13 @@ class ProcessPool:
         extra_children: How many children tasks without ``Cores`` may use at once (default:
             the number of cores this process may run on).
         idle_timeout: Seconds after which an idle child is closed.
+        sample_interval: Seconds between two samples of each running task's process tree.
     """
 
     worker_id: str
     extra_children: int = attrs.field(factory=_default_extra)
     idle_timeout: float = 30.0
+    sample_interval: float = SAMPLE_INTERVAL
     _idle: list[Child] = attrs.field(init=False, factory=list)
     _alive: set[Child] = attrs.field(init=False, factory=set)
     _extra: trio.Semaphore = attrs.field(init=False)
@@ -114,7 +116,7 @@ class ProcessPool:
                     if not self._busy:  # an idle worker is not woken four times a second
                         self._became_busy = trio.Event()
                         await self._became_busy.wait()
-                    await trio.sleep(SAMPLE_INTERVAL)
+                    await trio.sleep(self.sample_interval)
                     for child in list(self._busy):
                         self._sample(child)
         finally:
@@ -202,8 +204,9 @@ class ProcessPool:
             if len(self._allocations) > 256:
                 self._allocations.clear()
             placed = self._allocations[allocation] = dumps_payload(allocation)
+        scratch = None if context.scratch is None else str(context.scratch)
         data: bytes = msgpack.packb(
-            [context.task_id, packed, placed, context.worker_id, context.enforce_memory]
+            [context.task_id, packed, placed, context.worker_id, context.enforce_memory, scratch]
         )
         return data
 

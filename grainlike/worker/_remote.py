@@ -19,6 +19,7 @@ import socket
 import ssl
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import attrs
@@ -67,6 +68,7 @@ from ..wire import (
     pack_outcome,
 )
 from ._local import LocalWorker
+from ._scratch import scratch_root
 from ._uplink import Uplink
 
 __all__ = ["Departure", "WorkerOptions", "serve_worker"]
@@ -86,6 +88,10 @@ def _frame_limit(_: object, attribute: attrs.Attribute[Any], value: int) -> None
         raise ConfigError(f"--max-frame {value!r}: give 1024 to {2**32 - 1} bytes")
 
 
+def _scratch(value: str | os.PathLike[str] | None) -> Path | None:
+    return None if value is None else scratch_root(value)[0]
+
+
 @attrs.frozen
 class WorkerOptions:
     """How a remote worker behaves; every value is checked here (``ConfigError``).
@@ -102,6 +108,8 @@ class WorkerOptions:
         max_frame: The largest frame in bytes this side accepts.
         reconnect_timeout: Seconds to keep trying to reach the dispatcher again after the
             connection to it was lost (``0``: leave at once).
+        scratch: The scratch root, where ``Disk`` tasks get their directories (default: the
+            temp dir); its free space is what ``detect_capacity(scratch=...)`` offers.
     """
 
     name: str = ""
@@ -112,6 +120,7 @@ class WorkerOptions:
     enforce_memory: bool = False
     max_frame: int = attrs.field(default=DEFAULT_MAX_FRAME, validator=_frame_limit)
     reconnect_timeout: float = attrs.field(default=300.0, validator=_seconds)
+    scratch: Path | None = attrs.field(default=None, converter=_scratch)
 
 
 @attrs.frozen
@@ -320,7 +329,9 @@ async def _work(
 ) -> Departure:
     outbox = Outbox(oversized=_shrink_result)
     reports = _Reports(outbox)
-    runner = LocalWorker(welcome.worker_id, reports, settings.enforce_memory)
+    runner = LocalWorker(
+        welcome.worker_id, reports, settings.enforce_memory, scratch_root=settings.scratch
+    )
     outbox.flush, outbox.backlog, outbox.busy = reports.flush, reports.backlog, runner.busy
     calls = CallUnpacker()
     departure = Departure("the dispatcher was lost: it closed the connection", lost=True)

@@ -75,8 +75,8 @@ def test_without_taskset_every_cpu_of_the_affinity_is_detected() -> None:
 
 @pytest.mark.slow
 def test_resources_override_detection_per_kind() -> None:
-    out = run_detect("--resources", "cores:1,gpu:0,mem:3G")
-    assert out == "cores:1,mem:3G,wtime:inf"
+    out = run_detect("--resources", "cores:1,gpu:0,mem:3G,disk:2G")
+    assert out == "cores:1,mem:3G,disk:2G,wtime:inf"
     out = run_detect("--resources", "token:bigmem,wtime:0")
     capacity = parse_resources(out, capacity=True)
     assert capacity.get(WTime) is None
@@ -91,7 +91,8 @@ def test_json_reports_available_and_total_per_kind() -> None:
     assert available["cores"] == [float(len(AFFINITY))] * 2
     assert available["mem"] == [expected_memory().M] * 2
     assert available["wtime"] == [None, None]  # unlimited: JSON has no infinity
-    assert set(available) - {"gpu"} == {"cores", "mem", "wtime"}
+    assert set(available) - {"gpu", "disk"} == {"cores", "mem", "wtime"}
+    assert report["scratch"]["source"] == "tempdir"
     assert report["capacity"].startswith("cores:")
 
 

@@ -82,7 +82,8 @@ def test_run_executes_a_mixed_workload_and_logs_where_each_task_ran(tmp_path: Pa
     assert len(placed) == 12
     assert finished == set(placed)
     measured = [r for r in records if r["event"] == "TaskFinished" and r["usage"] is not None]
-    assert len(measured) == 2 and all(r["usage"]["peak_rss"] > 0 for r in measured)
+    # The two sync tasks in worker processes, and the async task that ran a process.
+    assert len(measured) == 3 and all(r["usage"]["peak_rss"] > 0 for r in measured)
     assert {r["worker"] for r in placed.values()} == {records[0]["worker"]}
 
 

@@ -20,6 +20,7 @@ from grainlike import (
     GPU,
     Cores,
     Counter,
+    Disk,
     InsufficientResourcesError,
     Kind,
     Memory,
@@ -36,6 +37,7 @@ from grainlike.resource import (
     MAX_IDS,
     MAX_KIB,
     IdSet,
+    Size,
     kind_for_name,
     near_kind,
 )
@@ -79,15 +81,26 @@ def wtime_requests(draw: st.DrawFn) -> WTime:
     return WTime(hard, soft, group)
 
 
-def _memory(strategy: st.SearchStrategy[int]) -> st.SearchStrategy[Memory]:
-    return strategy.map(Memory.from_kib) | st.floats(1e-3, 1e5).map(Memory)
+def _size(cls: type[Size], strategy: st.SearchStrategy[int]) -> st.SearchStrategy[Size]:
+    """Plain sizes of ``cls`` (Memory or Disk), as a capacity or a request."""
+    return strategy.map(cls.from_kib) | st.floats(1e-3, 1e5).map(cls)
+
+
+def _size_requests(cls: type[Size], strategy: st.SearchStrategy[int]) -> st.SearchStrategy[Size]:
+    """Requests of ``cls``: plain sizes, and learned groups with or without a first guess."""
+    return (
+        _size(cls, strategy)
+        | st.builds(cls.from_kib, strategy, GROUPS)
+        | GROUPS.map(lambda group: cls(group=group))
+    )
 
 
 #: One strategy per kind class, for requests; counters are one kind per name.
 REQUEST_KINDS: dict[type[Kind], st.SearchStrategy[Kind]] = {
     Cores: st.integers(1, 8).map(Cores) | ID_LISTS.map(Cores),
     GPU: st.integers(1, 4).map(GPU) | ID_LISTS.map(GPU),
-    Memory: _memory(st.integers(1, MAX_KIB)),
+    Memory: _size_requests(Memory, st.integers(1, MAX_KIB)),
+    Disk: _size_requests(Disk, st.integers(1, MAX_KIB)),
     WTime: wtime_requests(),
     Token: st.lists(NAMES, min_size=1, max_size=3).map(lambda names: Token(*names)),
     Counter: st.builds(Counter, COUNTER_NAMES, COUNTS),
@@ -124,8 +137,9 @@ def capacities(draw: st.DrawFn) -> Resources:
         parts.append(draw(id_capacities(Cores)))
     if draw(st.booleans()):
         parts.append(draw(id_capacities(GPU)))
-    if draw(st.booleans()):
-        parts.append(draw(_memory(st.integers(1, MAX_KIB))))
+    for cls in (Memory, Disk):
+        if draw(st.booleans()):
+            parts.append(draw(_size(cls, st.integers(1, MAX_KIB))))
     if draw(st.booleans()):
         walltime = draw(DURATIONS | st.just(float("inf")))
         parts.append(WTime(walltime, countdown=True, clock=_stopped_clock))
@@ -145,8 +159,11 @@ def requests_for(draw: st.DrawFn, capacity: Resources) -> Resources:
             continue
         if isinstance(owned, IdSet):
             parts.append(type(owned)(draw(st.integers(1, owned.N + 1))))
-        elif isinstance(owned, Memory):
-            parts.append(Memory.from_kib(draw(st.integers(1, min(owned.kib + 1, MAX_KIB)))))
+        elif isinstance(owned, Size):
+            kib = st.integers(1, min(owned.kib + 1, MAX_KIB))
+            parts.append(draw(st.builds(type(owned).from_kib, kib, st.none() | GROUPS)))
+            if draw(st.integers(0, 3)) == 0:  # a group without a guess: all of the capacity
+                parts[-1] = type(owned)(group=draw(GROUPS))
         elif isinstance(owned, Counter):
             parts.append(Counter(owned.name, draw(st.integers(1, min(owned.n + 1, MAX_COUNT)))))
         elif isinstance(owned, Token):
@@ -407,7 +424,7 @@ def _amount(part: Kind) -> int:
     """How much of a consumable kind a part holds, in its exact unit."""
     if isinstance(part, IdSet):
         return part.N
-    if isinstance(part, Memory):
+    if isinstance(part, Size):
         return part.kib
     if isinstance(part, Counter):
         return part.n
@@ -416,7 +433,7 @@ def _amount(part: Kind) -> int:
 
 def _available(owned: Kind) -> int:
     available, _ = owned.stat()[owned.label]
-    scale = KIB_PER_GB if isinstance(owned, Memory) else 1
+    scale = KIB_PER_GB if isinstance(owned, Size) else 1
     return int(available * scale)  # exact: KiB / 2**20 is a binary fraction
 
 

@@ -15,9 +15,11 @@ from grainlike.resource import (
     GPU,
     Cores,
     Counter,
+    Disk,
     Kind,
     Memory,
     Resources,
+    Size,
     Token,
     WTime,
     as_resources,
@@ -122,10 +124,21 @@ def wtimes(draw: st.DrawFn) -> WTime:
     return WTime(hard, soft, group)
 
 
+def sizes(cls: type[Size]) -> st.SearchStrategy[Size]:
+    """Plain sizes, and learned groups with and without a first guess."""
+    kib = st.integers(1, 2**50)
+    return (
+        kib.map(cls.from_kib)
+        | st.builds(cls.from_kib, kib, names)
+        | names.map(lambda group: cls(group=group))
+    )
+
+
 kinds: st.SearchStrategy[Kind] = st.one_of(
     id_sets(Cores),
     id_sets(GPU),
-    st.integers(1, 2**50).map(Memory.from_kib),
+    sizes(Memory),
+    sizes(Disk),
     wtimes(),
     st.lists(names, min_size=1, max_size=4).map(lambda n: Token(*n)),
     st.builds(Counter, counter_names, st.integers(1, 2**40)),
@@ -169,13 +182,17 @@ def test_an_allocation_behaves_the_same_after_crossing(ids: list[int], data: st.
     """An allocation that crossed names the same cores and fits back into a fresh capacity."""
     count = data.draw(st.integers(1, len(ids)))
     kib = data.draw(st.integers(1, 2**30))
-    capacity = Cores(ids) & Memory.from_kib(2**31) & Scratch(100)
-    allocation = capacity.alloc(Cores(count) & Memory.from_kib(kib) & Scratch(7))
+    capacity = Cores(ids) & Memory.from_kib(2**31) & Disk.from_kib(2**31) & Scratch(100)
+    request = Cores(count) & Memory.from_kib(kib) & Disk(group="g") & Scratch(7)
+    allocation = capacity.alloc(request)
     back = roundtrip(allocation)
     assert back == allocation
     assert back.c == allocation.c
     assert back[Memory].kib == kib
-    assert (Cores(ids) & Memory.from_kib(2**31) & Scratch(100)).request(back)
+    assert back[Disk].kib == 2**31  # a group without a guess took all of the capacity
+    assert back[Disk].group == "g"
+    fresh = Cores(ids) & Memory.from_kib(2**31) & Disk.from_kib(2**31) & Scratch(100)
+    assert fresh.request(back)
 
 
 int64 = st.integers(-(2**63), 2**63 - 1)

@@ -11,7 +11,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from grainlike import GPU, ConfigError, Cores, Memory, ResourceError, WTime, parse_resources
+from grainlike import GPU, ConfigError, Cores, Disk, Memory, ResourceError, WTime, parse_resources
 from grainlike.worker import Headroom, NodeInfo, describe_node, detect_capacity
 from grainlike.worker._cgroup import cgroup_memory_limit
 from grainlike.worker._detect import overridden_kinds
@@ -80,6 +80,7 @@ def test_overridden_kinds_are_not_detected_at_all() -> None:
 def test_overridden_kinds_name_what_an_override_replaces_or_removes() -> None:
     assert overridden_kinds(None) == set()
     assert overridden_kinds("gpu:0,mem:4G,license:2") == {GPU, Memory}
+    assert overridden_kinds("disk:0") == {Disk}
     assert overridden_kinds({"cores": [0, 1], "walltime": "1h"}) == {Cores, WTime}
 
 
@@ -168,7 +169,7 @@ def test_sysfs_groups_and_the_cgroup_limit_are_read_under_root(tmp_path: Path) -
 
 
 def test_skipped_parts_are_none_and_absent_from_the_capacity() -> None:
-    info = describe_node(environ=NO_SLURM, skip={Cores, Memory, GPU, WTime})
+    info = describe_node(environ=NO_SLURM, skip={Cores, Memory, GPU, WTime, Disk})
     assert info == NodeInfo(None, None, None, None)
     assert len(info.capacity()) == 0
 

@@ -86,6 +86,7 @@ DOCUMENTED = {
         "GPUInfo",
         "GPUDevice",
         "WalltimeInfo",
+        "ScratchInfo",
     },
 }
 
