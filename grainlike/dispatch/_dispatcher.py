@@ -25,11 +25,12 @@ import trio
 from .._exceptions import (
     ConfigError,
     GrainlikeError,
+    MemoryLimitError,
     TaskCancelledError,
     UnsatisfiableError,
     WorkerLostError,
 )
-from ..resource import GPU, ZERO, Cores, Resources, WTime
+from ..resource import GPU, ZERO, Cores, Memory, Resources, WTime
 from ..resource._units import format_seconds
 from ..wire import Call, PackedCall, Usage
 from ._deps import Dependencies, SharedInputs, dependencies, first_failure, with_values
@@ -55,6 +56,7 @@ from ._placement import Placement, Reservation, WorkerIndex, plan
 from ._pools import Pools
 from ._queue import Shape, TaskQueue
 from ._records import Task, TaskState, WorkerLink, WorkerState, runs_now
+from ._sizing import grown_request, learn_usage, sized_request
 
 __all__ = ["HEAD", "Dispatcher", "DispatcherConfig"]
 
@@ -142,6 +144,10 @@ class Dispatcher:
     _regains: list[tuple[Task, Callable[[Resources | None], None]]] = attrs.field(factory=list)
     #: The inputs of dependents still here, and which remote workers hold them.
     shared: SharedInputs = attrs.field(factory=SharedInputs, init=False)
+    #: Tasks retried with twice their memory label: their requests as submitted.
+    _grown: dict[int, Resources] = attrs.field(factory=dict, init=False)
+    #: The requests of those retries, which keep the size they were given.
+    _grown_requests: set[Resources] = attrs.field(factory=set, init=False)
     completed: int = 0
 
     def __attrs_post_init__(self) -> None:
@@ -316,6 +322,7 @@ class Dispatcher:
         )
         self._workers.add(state)
         self._workers_version += 1
+        self._shape_version += 1  # the largest worker sizes a group request with no label
         self._no_worker_since = None
         self.events.publish(WorkerJoined(worker_id, str(capacity)))
         if self.journal is not None:
@@ -330,6 +337,7 @@ class Dispatcher:
         state.accepting = False
         self._workers.remove(state)
         self._workers_version += 1
+        self._shape_version += 1
         if not len(self._workers):
             self._no_worker_since = trio.current_time()
         self._last_departure = f"{worker_id} left: {reason}"
@@ -500,6 +508,9 @@ class Dispatcher:
         if task is None or state is None or task.worker != worker_id or task.attempt != attempt:
             return
         del state.running[task_id]
+        grown = None
+        if type(result) is outcome.Error and isinstance(result.error, MemoryLimitError):
+            grown = self._grow(task)  # while it still holds what it exceeded
         if not task.began and task.result is None and self.events.active:
             # Its start was not reported apart (and it was not cancelled meanwhile).
             self.events.publish(TaskStarted(task_id, worker_id, attempt))
@@ -514,9 +525,22 @@ class Dispatcher:
             self._end(task)
             return
         if isinstance(result, outcome.Value):
-            wtime = task.request.get(WTime)
+            request = self._grown.get(task.id, task.request) if self._grown else task.request
+            wtime = request.get(WTime)
             if wtime is not None and wtime.group is not None:
                 self.learned.record(wtime.group, duration)
+            if usage is not None:
+                learn_usage(self.learned, request, usage)
+        elif grown is not None:
+            self._grown[task.id] = task.request
+            self._grown_requests.add(grown)
+            task.request = grown
+            memory = grown.get(Memory)
+            assert memory is not None
+            self._requeue(
+                task, worker_id, f"over its memory label: retried once with {memory.M:g}G"
+            )
+            return
         elif (
             isinstance(result, outcome.Error)
             and task.failures < task.retries
@@ -525,8 +549,20 @@ class Dispatcher:
             task.failures += 1
             self._requeue(task, worker_id, f"failed: {_describe(result.error)}")
             return
+        grew = self._grown and task.id in self._grown
+        if grew and isinstance(result, outcome.Error) and type(result.error) is MemoryLimitError:
+            result = outcome.Error(
+                MemoryLimitError(f"{result.error} (after one retry with twice its label)")
+            )
         self._end(task)
         self._finish(task, result, worker=worker_id, duration=duration, usage=usage)
+
+    def _grow(self, task: Task) -> Resources | None:
+        """The request of the one retry of a task that exceeded its memory label (``None``:
+        it asked for no group, was retried so already, or nothing larger exists)."""
+        if task.id in self._grown:
+            return None
+        return grown_request(task.request, task.allocation, self._workers)
 
     def _hand_over(self, state: WorkerState, task: Task) -> bool:
         """Start the next queued task in the allocation of one that ended, if that is what a
@@ -588,6 +624,8 @@ class Dispatcher:
         self._tasks.pop(task.id, None)
         self._cancel_children(task)
         task.release()
+        if self._grown:
+            self._grown.pop(task.id, None)
         if self.shared and self.shared.remove(task):
             work = task.work
             assert isinstance(work, Call)
@@ -664,6 +702,8 @@ class Dispatcher:
                     *(resolved if p.key == WTime else p for p in worker_part.parts())
                 )
                 wtime = resolved
+        if shape.request not in self._grown_requests:
+            worker_part = sized_request(worker_part, self.learned, self._workers)
         shape.effective = worker_part
         shape.hard_limit = wtime.T if wtime is not None else None
         shape.version = self._shape_version

@@ -1,4 +1,5 @@
-"""Learned time limits per ``WTime(group=...)``: Grain's rule, persisted across runs.
+"""Learned time limits per ``WTime(group=...)`` (Grain's rule) and learned sizes per
+``Memory(group=...)`` and ``Disk(group=...)`` (``_measured.py``), persisted across runs.
 
 The statistics live in memory, where placement reads them, and in the learned store
 (``_learned_store.py``), where every counted run is folded in as it is recorded (in a thread,
@@ -13,6 +14,7 @@ import logging
 import math
 import os
 import sqlite3
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +24,19 @@ import trio
 from .._exceptions import ConfigError
 from ..resource import MAX_DURATION
 from ._database import SQLITE_MAGIC, BatchWriter
-from ._learned_store import LearnedStore, Row
+from ._learned_store import LearnedStore, Row, combine
+from ._measured import (
+    CORES,
+    DISK,
+    KEPT,
+    MEM,
+    METRICS,
+    WALL,
+    Measurements,
+    Sample,
+    plausible,
+    plausible_row,
+)
 
 __all__ = ["GroupStats", "LearnedLimits", "LearningRule"]
 
@@ -35,17 +49,35 @@ class LearningRule:
 
     After ``samples`` runs that each took at least ``min_duration`` seconds, the group's hard
     limit is ``mean + hard_sigmas * stdev`` and its soft limit ``mean + soft_sigmas * stdev``.
+
+    After ``size_samples`` measured runs, a ``Memory`` or ``Disk`` group's label is its largest
+    peak times ``1 + size_margin``; before that, a task gets its first guess, or else the
+    largest amount any connected worker has.
     """
 
     samples: int = attrs.field(default=8)
     min_duration: float = 10.0
     hard_sigmas: float = 5.0
     soft_sigmas: float = 2.0
+    size_samples: int = attrs.field(default=5)
+    size_margin: float = attrs.field(default=0.10)
 
     @samples.validator
     def _check_samples(self, _: object, value: int) -> None:
         if value < 2:
             raise ConfigError(f"LearningRule(samples={value}): at least 2 runs are needed")
+
+    @size_samples.validator
+    def _check_size_samples(self, _: object, value: int) -> None:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ConfigError(f"LearningRule(size_samples={value!r}): at least 1 run is needed")
+
+    @size_margin.validator
+    def _check_size_margin(self, _: object, value: float) -> None:
+        if not _is_number(value) or not 0 <= value <= 10:
+            raise ConfigError(
+                f"LearningRule(size_margin={value!r}): a margin is a fraction from 0 to 10"
+            )
 
 
 def _check_count(_: object, attribute: attrs.Attribute[int], value: int) -> None:
@@ -194,8 +226,10 @@ class LearnedLimits:
     rejected: int = 0
     _save_failed: bool = False
     _store: LearnedStore | None = None
-    _pending: list[tuple[str, float]] = attrs.field(factory=list)
-    _writer: BatchWriter[list[tuple[str, float]], dict[str, Row]] = attrs.field(init=False)
+    _pending: list[Sample] = attrs.field(factory=list)
+    _writer: BatchWriter[list[Sample], dict[tuple[str, str], Row]] = attrs.field(init=False)
+    #: What the measured runs of each group used (``record_usage``).
+    measured: Measurements = attrs.field(factory=Measurements, init=False)
 
     def __attrs_post_init__(self) -> None:
         self._writer = BatchWriter(self._take, self._fold, self._merge)
@@ -236,6 +270,13 @@ class LearnedLimits:
         except ConfigError as error:
             store.close()
             raise ConfigError(f"{limits.path}: not a grainlike statistics file ({error})") from None
+        for metric in METRICS:
+            for name, row in store.load(metric).items():
+                if plausible_row(row):
+                    limits.measured.set_row(metric, name, row)
+            if metric in KEPT:
+                for name, values in store.samples(metric).items():
+                    limits.measured.set_kept(metric, name, values)
         return limits
 
     def record(self, group: str, duration: float) -> None:
@@ -260,8 +301,51 @@ class LearnedLimits:
         self._groups[group] = updated
         self.version += 1
         if self._store is not None:
-            self._pending.append((group, duration))
+            self._pending.append((_WTIME, group, duration))
             self._writer.poke()
+
+    def record_usage(
+        self,
+        groups: Iterable[str],
+        wall: float,
+        cpu: float,
+        peak_rss: int,
+        peak_disk: int | None,
+        *,
+        memory: str | None = None,
+        disk: str | None = None,
+    ) -> None:
+        """Count what one measured run used: its wall time and cores used for each of its
+        ``groups``, its peak memory for its ``Memory`` group, its peak disk for its ``Disk``
+        group.  A peak memory of 0 (no process ran) teaches nothing; implausible figures are
+        ignored."""
+        samples: list[Sample] = []
+        for group in groups:
+            samples.append((WALL, group, wall))
+            if wall > 0:
+                samples.append((CORES, group, cpu / wall))
+        if memory is not None and peak_rss > 0:
+            samples.append((MEM, memory, float(peak_rss)))
+        if disk is not None and peak_disk is not None:
+            samples.append((DISK, disk, float(peak_disk)))
+        for metric, group, value in samples:
+            if not plausible(metric, value):
+                self.rejected += 1
+                continue
+            before = self.label(metric, group) if metric in KEPT else None
+            self.measured.add(metric, group, value)
+            if metric in KEPT and self.label(metric, group) != before:
+                self.version += 1
+            if self._store is not None:
+                self._pending.append((metric, group, value))
+        if self._store is not None and self._pending:
+            self._writer.poke()
+
+    def label(self, metric: str, group: str) -> int | None:
+        """The learned size in KiB of a ``mem`` or ``disk`` group, once it has enough
+        measured runs (``LearningRule.size_samples``); else ``None``."""
+        rule = self.rule
+        return self.measured.label(metric, group, rule.size_samples, rule.size_margin)
 
     def stats(self, group: str) -> GroupStats:
         """The group's statistics so far."""
@@ -301,31 +385,51 @@ class LearnedLimits:
         if self._store is not None:
             self._store.close()
 
-    def _take(self, final: bool) -> list[tuple[str, float]] | None:
+    def _take(self, final: bool) -> list[Sample] | None:
         pending, self._pending = self._pending, []
         return pending or None
 
-    def _fold(self, samples: list[tuple[str, float]]) -> dict[str, Row]:
+    def _fold(self, samples: list[Sample]) -> dict[tuple[str, str], Row]:
         assert self._store is not None
+        by_metric: dict[str, list[tuple[str, float]]] = {}
+        for metric, group, value in samples:
+            by_metric.setdefault(metric, []).append((group, value))
+        merged: dict[tuple[str, str], Row] = {}
         try:
-            return self._store.fold(_WTIME, samples)
+            for metric, values in by_metric.items():
+                rows = self._store.fold(metric, values, keep=metric in KEPT)
+                merged.update(((metric, name), row) for name, row in rows.items())
         except (sqlite3.Error, ConfigError, OSError) as error:
             if not self._save_failed:
                 self._save_failed = True
-                log.warning("learned time limits not saved to %s: %s", self.path, error)
-            return {}
+                log.warning("learned limits and sizes not saved to %s: %s", self.path, error)
+        return merged
 
-    def _merge(self, _: list[tuple[str, float]], merged: dict[str, Row]) -> None:
+    def _merge(self, _: list[Sample], merged: dict[tuple[str, str], Row]) -> None:
         """Take the stored statistics (with other runs' runs), plus this run's runs that are
         still pending."""
-        for name, row in merged.items():
+        for (metric, name), row in merged.items():
+            if metric != _WTIME:
+                self._merge_measured(metric, name, row)
+                continue
             try:
                 stats = GroupStats(*row[:3])
             except ConfigError:
                 continue  # another writer's nonsense: keep what this run has
-            for group, duration in self._pending:
-                if group == name:
+            for pending_metric, group, duration in self._pending:
+                if pending_metric == _WTIME and group == name:
                     stats = stats.add(duration)
             if stats != self._groups.get(name):
                 self._groups[name] = stats
                 self.version += 1
+
+    def _merge_measured(self, metric: str, name: str, row: Row) -> None:
+        if not plausible_row(row):
+            return
+        for pending_metric, group, value in self._pending:
+            if pending_metric == metric and group == name:
+                row = combine(row, (1, value, 0.0, value))
+        before = self.label(metric, name) if metric in KEPT else None
+        self.measured.set_row(metric, name, row)
+        if metric in KEPT and self.label(metric, name) != before:
+            self.version += 1

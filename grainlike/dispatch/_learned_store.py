@@ -4,7 +4,9 @@ One SQLite file (``~/.local/state/grainlike/learned.db`` by default) that any nu
 share at once.  An update folds one measurement into its group's row inside a transaction
 (Welford's step, in SQL), so runs never overwrite each other: two runs learning the same group
 both count, and two learning different groups both keep theirs.  Each row holds a *metric*
-(``wtime`` for run times; other measured quantities get their own) and a group name.
+(``wtime`` for the run times limits are learned from, ``wall``, ``cores``, ``mem`` and
+``disk`` for what measured runs used) and a group name; the latest measurements of ``mem`` and
+``disk`` are kept too, for their medians.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import attrs
 
 from ._database import Schema, in_transaction, open_database
 
-__all__ = ["LEARNED", "LearnedStore", "Row"]
+__all__ = ["KEPT_SAMPLES", "LEARNED", "LearnedStore", "Row"]
 
 #: (count, mean, m2, largest) of one group.
 Row = tuple[int, float, float, float]
@@ -35,8 +37,28 @@ _VERSION_1 = (
     ) WITHOUT ROWID""",
 )
 
+#: The latest measurements of each group of a sized metric (peak memory and disk), for the
+#: median that ``grainlike stats`` shows; ``KEPT_SAMPLES`` of them per group.
+_VERSION_2 = (
+    """CREATE TABLE samples (
+        metric TEXT NOT NULL,
+        name TEXT NOT NULL,
+        value REAL NOT NULL
+    )""",
+    "CREATE INDEX samples_of_group ON samples (metric, name)",
+)
+
+#: How many of the latest measurements of a group the store keeps (``samples``).
+KEPT_SAMPLES = 101
+
 #: Its messages call it a statistics file, as they did when it was JSON.
-LEARNED = Schema("statistics file", 0x676C6C73, (_VERSION_1,))  # "glls"
+LEARNED = Schema("statistics file", 0x676C6C73, (_VERSION_1, _VERSION_2))  # "glls"
+
+_PRUNE = """
+    DELETE FROM samples WHERE metric = ? AND name = ? AND rowid NOT IN (
+        SELECT rowid FROM samples WHERE metric = ? AND name = ? ORDER BY rowid DESC LIMIT ?
+    )
+"""
 
 #: Welford's step: the old row's values on the right, the new measurement as ``excluded.mean``.
 _FOLD = """
@@ -96,9 +118,24 @@ class LearnedStore:
         )
         return {name: (count, mean, m2, largest) for name, count, mean, m2, largest in rows}
 
-    def fold(self, metric: str, samples: list[tuple[str, float]]) -> dict[str, Row]:
+    def samples(self, metric: str) -> dict[str, list[float]]:
+        """The latest measurements kept of each group of ``metric``, oldest first."""
+        if self._connection is None:
+            return {}
+        kept: dict[str, list[float]] = {}
+        rows = self._connection.execute(
+            "SELECT name, value FROM samples WHERE metric = ? ORDER BY rowid", (metric,)
+        )
+        for name, value in rows:
+            kept.setdefault(name, []).append(value)
+        return kept
+
+    def fold(
+        self, metric: str, samples: list[tuple[str, float]], *, keep: bool = False
+    ) -> dict[str, Row]:
         """Fold each ``(group, value)`` into its row, in one transaction; the touched groups
-        as they are now, with what other runs added.
+        as they are now, with what other runs added.  With ``keep``, the measurements are
+        also kept (the latest ``KEPT_SAMPLES`` of each group).
 
         Raises:
             ConfigError: the file cannot be created or is not a statistics file.
@@ -112,6 +149,14 @@ class LearnedStore:
                 _FOLD, [(metric, group, value, value, now) for group, value in samples]
             )
             names = sorted({group for group, _ in samples})
+            if keep:
+                connection.executemany(
+                    "INSERT INTO samples VALUES (?, ?, ?)",
+                    [(metric, group, value) for group, value in samples],
+                )
+                connection.executemany(
+                    _PRUNE, [(metric, name, metric, name, KEPT_SAMPLES) for name in names]
+                )
             marks = ", ".join("?" * len(names))
             rows = connection.execute(
                 "SELECT name, count, mean, m2, largest FROM groups "

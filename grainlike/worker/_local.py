@@ -17,7 +17,7 @@ import outcome
 import trio
 
 from .._exceptions import TaskFailedError
-from ..resource import Disk
+from ..resource import Disk, Memory
 from ..wire import Call, CallUnpacker, PackedCall, Usage
 from ._context import TaskContext, UsageMeter
 from ._execute import Assignment, run_work
@@ -192,9 +192,11 @@ class LocalWorker:
                 message = f"task {task_id}: cannot make its scratch directory: {error}"
                 result = outcome.Error(TaskFailedError(message))
         meters = None if in_pool else self._meters
-        context = TaskContext(
-            allocation, self.worker_id, task_id, self.enforce_memory, directory, meters
-        )
+        enforce = self.enforce_memory
+        if not enforce:
+            memory = allocation.get(Memory)
+            enforce = memory is not None and memory.group is not None  # a learned label
+        context = TaskContext(allocation, self.worker_id, task_id, enforce, directory, meters)
         reporter = self.reporter
         clock = trio.lowlevel.current_clock()
         start = clock.current_time()
