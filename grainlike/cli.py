@@ -350,6 +350,26 @@ def _cmd_journal(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_stats(args: argparse.Namespace) -> int:
+    from ._session import DEFAULT_STATS
+    from ._stats_report import group_reports, render_stats
+    from .dispatch import LearnedLimits
+
+    path = Path(args.stats) if args.stats else DEFAULT_STATS
+    if not path.exists():
+        raise ConfigError(f"{path}: no learned store there yet (a run with --stats PATH makes one)")
+    learned = LearnedLimits.open(path)
+    try:
+        reports = group_reports(learned)
+    finally:
+        learned.close()
+    if args.json:
+        print(json.dumps([report.to_json() for report in reports], indent=1))
+    else:
+        render_stats(reports, str(path), sys.stdout, terminal=sys.stdout.isatty())
+    return 0
+
+
 def _cmd_status(args: argparse.Namespace) -> int:
     import trio
 
@@ -657,6 +677,16 @@ def _parser() -> argparse.ArgumentParser:
     journal.add_argument("path", metavar="PATH", help="the journal (grainlike run --journal)")
     journal.add_argument("--json", action="store_true", help="print JSON")
     journal.set_defaults(handler=_cmd_journal)
+
+    stats = commands.add_parser(
+        "stats",
+        help="show what the learned store knows per group: runs, time, cores, memory, labels",
+    )
+    stats.add_argument(
+        "--stats", metavar="FILE", help="the learned store (default ~/.local/state/grainlike)"
+    )
+    stats.add_argument("--json", action="store_true", help="print JSON")
+    stats.set_defaults(handler=_cmd_stats)
 
     report = commands.add_parser(
         "report",

@@ -347,6 +347,10 @@ class LearnedLimits:
         rule = self.rule
         return self.measured.label(metric, group, rule.size_samples, rule.size_margin)
 
+    def groups(self) -> list[str]:
+        """Every group with learned time limits or measured runs, sorted."""
+        return sorted({*self._groups, *self.measured.groups()})
+
     def stats(self, group: str) -> GroupStats:
         """The group's statistics so far."""
         return self._groups.get(group, GroupStats())
