@@ -82,6 +82,35 @@ def test_learned_walltime_gives_limits_after_eight_runs(tmp_path: Path) -> None:
     assert "none" not in again.splitlines()[0]  # the second run starts learned
 
 
+def test_autolabel_packs_tighter_once_the_groups_are_learned_and_starts_learned_again(
+    tmp_path: Path,
+) -> None:
+    store = str(tmp_path / "learned.db")
+    first = _run(sys.executable, "examples/autolabel.py", store).splitlines()
+    # Unlabelled, each relax task takes all of the worker's 1G: one at a time.
+    assert first[0] == "round 0: relax tasks were given 1024M to 1024M, at most 1 at once; " + (
+        "scan built 60M each"
+    )
+    labelled = re.fullmatch(
+        r"round 1: relax tasks were given (\d+)M to \1M, at most 2 at once; .*", first[1]
+    )
+    assert labelled is not None, first
+    relax = re.fullmatch(r"relax label: (\d+)M", first[2])
+    scan = re.fullmatch(r"scan label: (\d+)M", first[3])
+    assert relax is not None and scan is not None, first
+    # A 150M child plus its interpreter, plus 10 %; a 60M block in a worker process, plus 10 %.
+    assert 165 <= int(relax[1]) == int(labelled[1]) <= 200
+    assert 66 <= int(scan[1]) <= 130
+    again = _run(sys.executable, "examples/autolabel.py", store).splitlines()
+    assert again[0].startswith(
+        f"round 0: relax tasks were given {relax[1]}M to {relax[1]}M, at most 2"
+    )
+    stats = json.loads(_run(sys.executable, "-m", "grainlike", "stats", "--stats", store, "--json"))
+    assert [group["group"] for group in stats] == ["relax", "scan"]
+    assert stats[0]["runs"] == 24
+    assert stats[0]["memory_label"] / 2**20 == pytest.approx(int(relax[1]), abs=0.5)
+
+
 def test_cluster_local_sends_token_tasks_only_to_the_worker_with_the_token() -> None:
     out = _run(sys.executable, "examples/cluster_local.py")
     assert "token:gpu tasks ran on: {'gpu-node': 4}" in out
