@@ -562,7 +562,7 @@ class Dispatcher:
         it asked for no group, was retried so already, or nothing larger exists)."""
         if task.id in self._grown:
             return None
-        return grown_request(task.request, task.allocation, self._workers)
+        return grown_request(task.request, task.allocation, self.learned, self._workers)
 
     def _hand_over(self, state: WorkerState, task: Task) -> bool:
         """Start the next queued task in the allocation of one that ended, if that is what a

@@ -52,7 +52,9 @@ class LearningRule:
 
     After ``size_samples`` measured runs, a ``Memory`` or ``Disk`` group's label is its largest
     peak times ``1 + size_margin``; before that, a task gets its first guess, or else the
-    largest amount any connected worker has.
+    largest amount any connected worker has.  ``size_mode="throughput"`` labels it instead with
+    the peak that maximises throughput (Tovar et al. 2018): smaller, so more tasks fit, at the
+    cost of rerunning the few above it with the largest label.
     """
 
     samples: int = attrs.field(default=8)
@@ -61,6 +63,7 @@ class LearningRule:
     soft_sigmas: float = 2.0
     size_samples: int = attrs.field(default=5)
     size_margin: float = attrs.field(default=0.10)
+    size_mode: str = attrs.field(default="max")
 
     @samples.validator
     def _check_samples(self, _: object, value: int) -> None:
@@ -71,6 +74,11 @@ class LearningRule:
     def _check_size_samples(self, _: object, value: int) -> None:
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ConfigError(f"LearningRule(size_samples={value!r}): at least 1 run is needed")
+
+    @size_mode.validator
+    def _check_size_mode(self, _: object, value: str) -> None:
+        if value not in ("max", "throughput"):
+            raise ConfigError(f"LearningRule(size_mode={value!r}): choose 'max' or 'throughput'")
 
     @size_margin.validator
     def _check_size_margin(self, _: object, value: float) -> None:
@@ -345,7 +353,14 @@ class LearnedLimits:
         """The learned size in KiB of a ``mem`` or ``disk`` group, once it has enough
         measured runs (``LearningRule.size_samples``); else ``None``."""
         rule = self.rule
-        return self.measured.label(metric, group, rule.size_samples, rule.size_margin)
+        return self.measured.label(
+            metric, group, rule.size_samples, rule.size_margin, rule.size_mode
+        )
+
+    def largest_label(self, metric: str, group: str) -> int | None:
+        """The size in KiB that fits every measured run of the group: its largest peak plus
+        the margin (what a task over a ``throughput`` label runs again with)."""
+        return self.measured.largest_label(metric, group, self.rule.size_margin)
 
     def groups(self) -> list[str]:
         """Every group with learned time limits or measured runs, sorted."""

@@ -19,7 +19,17 @@ from typing import Final
 from ..resource import MAX_DURATION, MAX_KIB
 from ._learned_store import KEPT_SAMPLES, Row, combine
 
-__all__ = ["CORES", "DISK", "KEPT", "MEM", "METRICS", "WALL", "Measurements", "Sample"]
+__all__ = [
+    "CORES",
+    "DISK",
+    "KEPT",
+    "MEM",
+    "METRICS",
+    "WALL",
+    "Measurements",
+    "Sample",
+    "first_size",
+]
 
 WALL: Final = "wall"
 CORES: Final = "cores"
@@ -101,11 +111,43 @@ class Measurements:
         """Every group measured so far, sorted."""
         return sorted({group for _, group in self._rows})
 
-    def label(self, metric: str, group: str, samples: int, margin: float) -> int | None:
-        """The learned size in KiB of a ``mem`` or ``disk`` group: its largest peak plus
-        ``margin`` (a fraction), once it has ``samples`` measured runs; else ``None``."""
+    def label(
+        self, metric: str, group: str, samples: int, margin: float, mode: str = "max"
+    ) -> int | None:
+        """The learned size in KiB of a ``mem`` or ``disk`` group, once it has ``samples``
+        measured runs (else ``None``): its largest peak plus ``margin`` (a fraction), or in
+        ``throughput`` mode the first allocation that maximises throughput (``first_size``)."""
         row = self._rows.get((metric, group))
         if row is None or row[0] < samples or row[3] <= 0:
             return None
-        # Rounded first, so that float noise in 100M * 1.1 does not add a KiB.
-        return max(1, min(MAX_KIB, math.ceil(round(row[3] * (1 + margin) / 1024, 6))))
+        peak = row[3]
+        if mode == "throughput":
+            peak = first_size(self._kept.get((metric, group), ()), peak)
+        return _kib(peak * (1 + margin))
+
+    def largest_label(self, metric: str, group: str, margin: float) -> int | None:
+        """The group's largest peak plus ``margin``, in KiB (``None`` before any)."""
+        row = self._rows.get((metric, group))
+        return _kib(row[3] * (1 + margin)) if row is not None and row[3] > 0 else None
+
+
+def _kib(size: float) -> int:
+    # Rounded first, so that float noise in 100M * 1.1 does not add a KiB.
+    return max(1, min(MAX_KIB, math.ceil(round(size / 1024, 6))))
+
+
+def first_size(peaks: Iterable[float], largest: float) -> float:
+    """Tovar et al.'s first allocation that maximises throughput: the peak ``a`` that makes the
+    expected size a task takes, ``a + P(peak > a) * largest`` (a task over ``a`` runs again
+    with the largest), the least.  With fewer than ten kept peaks, ``largest``: too few to
+    tell a tail from noise."""
+    seen = sorted(peaks)
+    if len(seen) < 10:
+        return largest
+    best, best_cost = largest, largest
+    for index, candidate in enumerate(seen):
+        above = sum(1 for peak in seen[index + 1 :] if peak > candidate)
+        cost = candidate + above / len(seen) * largest
+        if cost < best_cost:
+            best, best_cost = candidate, cost
+    return best

@@ -52,17 +52,22 @@ def sized_request(
 
 
 def grown_request(
-    request: Resources, held: Resources | None, workers: Iterable[WorkerState]
+    request: Resources,
+    held: Resources | None,
+    learned: LearnedLimits,
+    workers: Iterable[WorkerState],
 ) -> Resources | None:
     """The request for the one retry of a task of a ``Memory`` group that exceeded the
-    ``held`` allocation: twice what it held, at most the largest worker's memory; ``None``
-    when it asked for no group, or nothing larger exists."""
+    ``held`` allocation: twice what it held (or, if more, the size that fits every measured
+    run of the group), at most the largest worker's memory; ``None`` when it asked for no
+    group, or nothing larger exists."""
     memory = request.get(Memory)
     had = held.get(Memory) if held is not None else None
     if memory is None or memory.group is None or had is None:
         return None
     largest = _largest(Memory, workers)
-    target = min(2 * had.kib, largest if largest is not None else 2 * had.kib)
+    target = max(2 * had.kib, learned.largest_label(MEM, memory.group) or 0)
+    target = min(target, largest if largest is not None else target)
     if target <= had.kib:
         return None
     return _replaced(request, Memory.from_kib(target, memory.group))

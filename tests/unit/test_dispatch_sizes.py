@@ -12,6 +12,7 @@ import pytest
 
 from grainlike import ConfigError, Cores, Disk, LearningRule, Memory, MemoryLimitError
 from grainlike.dispatch import Dispatcher, LearnedLimits, TaskRetried
+from grainlike.dispatch._measured import first_size
 from grainlike.dispatch._records import Task
 from grainlike.wire import Usage
 
@@ -218,3 +219,37 @@ def test_implausible_measurements_are_ignored() -> None:
     assert learned.label("mem", "g") == 110 * 1024
     learned.record_usage(["g"], 1.0, 1.0, 0, None, memory="g")  # no process ran: no peak
     assert learned.measured.row("mem", "g") == (1, 100 * MB, 0.0, 100 * MB)
+
+
+def test_the_throughput_mode_labels_a_group_below_its_rare_outliers() -> None:
+    # Tovar et al.: when few tasks need much more, a label at the common size lets many more
+    # run at once, and the few over it run again with the largest.
+    peaks = [100.0] * 18 + [1000.0] * 2
+    assert first_size(peaks, 1000.0) == 100.0
+    # When half need a little more, reruns cost more than they save: the largest.
+    assert first_size([600.0] * 10 + [1000.0] * 10, 1000.0) == 1000.0
+    # Too few peaks to tell a tail from noise: the largest.
+    assert first_size([100.0] * 8 + [1000.0], 1000.0) == 1000.0
+    learned = LearnedLimits(LearningRule(size_mode="throughput"))
+    for peak in peaks:
+        learned.record_usage(["g"], 1.0, 1.0, int(peak * MB), None, memory="g")
+    assert learned.label("mem", "g") == 110 * 1024
+    assert learned.largest_label("mem", "g") == 1100 * 1024
+    with pytest.raises(ConfigError, match="size_mode='best'"):
+        LearningRule(size_mode="best")
+
+
+async def test_in_throughput_mode_a_task_over_its_label_reruns_with_the_largest() -> None:
+    rule = LearningRule(size_mode="throughput")
+    async with serving() as dispatcher:
+        dispatcher.learned = LearnedLimits(rule)
+        link = attach(dispatcher, "w", "cores:4,mem:8G")
+        for peak in [100] * 18 + [1000] * 2:
+            dispatcher.learned.record_usage(["g"], 1.0, 1.0, peak * MB, None, memory="g")
+        handle = submit(dispatcher, Cores(1) & Memory(group="g"))
+        await settle()
+        assert memory_of(link.started[-1]) == pytest.approx(110 / 1024)
+        over(dispatcher, "w", link.started[-1])
+        await settle()
+        assert memory_of(link.started[-1]) == pytest.approx(1100 / 1024)  # not just twice
+        handle.cancel()
