@@ -22,6 +22,7 @@ from typing import Any, TextIO, cast
 
 from . import __version__
 from ._exceptions import AuthenticationError, ConfigError, GrainlikeError
+from .wire import DEFAULT_MAX_FRAME
 
 __all__ = ["main"]
 
@@ -324,6 +325,7 @@ def _cmd_worker(args: argparse.Namespace) -> int:
         drain_margin=args.drain_margin,
         exit_margin=args.exit_margin,
         scratch=args.scratch,
+        max_frame=args.max_frame,
     )
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     reason = trio.run(
@@ -548,6 +550,10 @@ def _tls_client_arguments(parser: argparse.ArgumentParser) -> None:
 _SCRATCH_HELP = "where Disk tasks get their directories (its free space is the disk offered)"
 
 
+#: Both sides of a connection say the largest frame they take; each sends at most the other's.
+_MAX_FRAME_HELP = "the largest frame in bytes this side accepts (default 64 MiB)"
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="grainlike", description="A resource-typed task scheduler for Python."
@@ -602,7 +608,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--tls-cert", help="the same as --tls CERT")
     run.add_argument("--tls-key", help="the certificate's private key, if not in CERT")
-    run.add_argument("--max-frame", type=int, default=64 * 2**20, help="largest frame in bytes")
+    run.add_argument("--max-frame", type=int, default=DEFAULT_MAX_FRAME, help=_MAX_FRAME_HELP)
     progress = run.add_mutually_exclusive_group()
     progress.add_argument("--progress", dest="progress", action="store_true", default=None)
     progress.add_argument("--no-progress", dest="progress", action="store_false")
@@ -631,6 +637,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     worker.add_argument("--enforce-memory", action="store_true", help="kill processes over Memory")
     worker.add_argument("--scratch", metavar="DIR", help=_SCRATCH_HELP)
+    worker.add_argument("--max-frame", type=int, default=DEFAULT_MAX_FRAME, help=_MAX_FRAME_HELP)
     worker.add_argument(
         "--drain-margin",
         type=float,

@@ -68,6 +68,7 @@ from ..wire import (
     authenticate_as_server,
     decode,
     encode,
+    pack_exception,
     pack_outcome,
     parse_address,
     unpack_outcome,
@@ -223,7 +224,7 @@ class RemoteLink:
             handle.task.listeners.append(send_back)
 
     def run_tasks(self, tasks: Sequence[Task]) -> None:
-        pack = self.calls.pack
+        pack = self.calls.pack_or_fail
         shared = self.shared if self.shared else None
         specs = []
         values: list[SharedResult] = []
@@ -237,7 +238,7 @@ class RemoteLink:
             specs.append(
                 TaskSpec(
                     task.id,
-                    pack(task.work, refs),
+                    pack(task.work, refs, task_id=task.id),
                     granted,
                     task.hard_limit,
                     task.attempt,
@@ -262,6 +263,13 @@ def _fail_oversized(dispatcher: Dispatcher, worker_id: str) -> Callable[..., lis
     """What the outbox does with a task too large for any frame: fail that task alone."""
 
     def oversized(message: Message, size: int, limit: int) -> list[Message]:
+        if isinstance(message, SubtasksFinished):
+            (item,) = message.results
+            error = TaskFailedError(
+                f"subtask {item.ref}: its result of {size} bytes exceeds the frame limit of "
+                f"{limit} bytes (return large data through files, or raise the frame limit)"
+            )
+            return [SubtasksFinished((SubtaskResult(item.ref, False, pack_exception(error)),))]
         if not isinstance(message, RunTasks):
             raise ProtocolError(f"a {type(message).__name__} of {size} bytes exceeds {limit}")
         (spec,) = message.tasks

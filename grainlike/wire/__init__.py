@@ -8,6 +8,7 @@ from ._auth import MAGIC as MAGIC
 from ._auth import PROTOCOL_VERSION as PROTOCOL_VERSION
 from ._auth import authenticate_as_client as authenticate_as_client
 from ._auth import authenticate_as_server as authenticate_as_server
+from ._call import REMEMBERED_FUNCTIONS as REMEMBERED_FUNCTIONS
 from ._call import Call as Call
 from ._call import CallPacker as CallPacker
 from ._call import CallUnpacker as CallUnpacker

@@ -2,9 +2,10 @@
 
 A ``Call`` is built by the API (``bound(*args)``), carried opaquely by the dispatcher, and run by
 a worker.  ``CallPacker`` and ``CallUnpacker`` are the two halves of its format, side by side:
-the packer pickles each distinct function once per connection (tasks of one function share its
-bytes), the unpacker unpickles each distinct function once.  Both ends of a connection (the
-dispatcher and a remote worker, or a worker and its pool children) keep one of each.
+the packer pickles each distinct function once (tasks of one function share its bytes), the
+unpacker unpickles each distinct function once, each for the latest ``REMEMBERED_FUNCTIONS``.
+The dispatcher keeps one packer for all its connections; a remote worker one unpacker for its
+connection; a worker one of each for its pool children.
 
 ``executor`` says where a sync function runs on its worker: ``"process"`` (the default: a warm
 child process pinned to the task's cores) or ``"thread"`` (a thread of the worker's process, for
@@ -25,7 +26,15 @@ import attrs
 from .._exceptions import ConfigError, TaskFailedError
 from ._payload import dumps_payload, dumps_referring, loads_payload, loads_referring
 
-__all__ = ["EXECUTORS", "Call", "CallPacker", "CallUnpacker", "PackedCall", "check_executor"]
+__all__ = [
+    "EXECUTORS",
+    "REMEMBERED_FUNCTIONS",
+    "Call",
+    "CallPacker",
+    "CallUnpacker",
+    "PackedCall",
+    "check_executor",
+]
 
 #: Where a sync function may run on its worker.
 EXECUTORS = ("process", "thread")
@@ -71,8 +80,20 @@ class PackedCall:
     name: str = "task"
 
 
+#: How many functions a packer or unpacker remembers: enough for every function of a workflow,
+#: few enough that a run making a fresh closure or ``partial`` per task keeps bounded memory.
+REMEMBERED_FUNCTIONS = 256
+
+
+def _remember(cache: dict[Any, Any], key: Any, value: Any) -> None:
+    if len(cache) >= REMEMBERED_FUNCTIONS:
+        del cache[next(iter(cache))]  # the oldest
+    cache[key] = value
+
+
 class CallPacker:
-    """Packs calls into bytes, pickling each distinct function once (by identity)."""
+    """Packs calls into bytes, pickling each distinct function once (by identity), for the
+    latest ``REMEMBERED_FUNCTIONS`` functions."""
 
     __slots__ = ("_functions",)
 
@@ -85,8 +106,22 @@ class CallPacker:
         if cached is not None and cached[0] is fn:
             return cached[1]
         data = dumps_payload(fn)
-        self._functions[id(fn)] = (fn, data)
+        _remember(self._functions, id(fn), (fn, data))
         return data
+
+    def pack_or_fail(
+        self, call: Call | PackedCall, shared: Mapping[int, int] | None = None, *, task_id: int
+    ) -> bytes:
+        """``pack``, or, for a call that cannot be pickled, a call that raises a
+        ``TaskFailedError`` saying why: its task fails alone, where it was to run."""
+        try:
+            return self.pack(call, shared)
+        except Exception as error:
+            failure = TaskFailedError(
+                f"task {task_id} ({call.name}): its call cannot be pickled: "
+                f"{type(error).__name__}: {error}"
+            )
+            return self.pack(Call(_raise, (failure,), {}, True))
 
     def pack(self, call: Call | PackedCall, shared: Mapping[int, int] | None = None) -> bytes:
         """The bytes of ``call``; raises what pickling raises for an unpicklable argument.
@@ -155,7 +190,8 @@ class CallUnpacker:
             fn_bytes, args, kwargs, is_async, executor = unpacked
             fn: Any = self._functions.get(fn_bytes)
             if fn is None:
-                fn = self._functions[fn_bytes] = loads_payload(fn_bytes)
+                fn = loads_payload(fn_bytes)
+                _remember(self._functions, fn_bytes, fn)
             return Call(fn, tuple(args), dict(kwargs), bool(is_async), check_executor(executor))
         except Exception as error:
             failure = TaskFailedError(

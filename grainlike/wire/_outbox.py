@@ -29,6 +29,7 @@ from ._messages import (
     Heartbeat,
     Message,
     RunTasks,
+    ShareResults,
     SubmitTasks,
     SubtasksFinished,
     TasksFinished,
@@ -145,6 +146,7 @@ _BATCHES: dict[type[Message], str] = {
     TasksFinished: "outcomes",
     SubmitTasks: "tasks",
     SubtasksFinished: "results",
+    ShareResults: "results",
 }
 
 

@@ -55,6 +55,8 @@ from ..wire import (
     RunTasks,
     ShareResults,
     Silence,
+    SubmitTasks,
+    SubtaskResult,
     SubtasksFinished,
     TaskOutcome,
     TasksFinished,
@@ -194,8 +196,26 @@ class _Reports:
         return messages
 
 
+def _shrink(uplink: Uplink) -> Callable[[Message, int, int], list[Message]]:
+    """What the outbox does with a message too large for any frame: a result becomes its
+    task's failure, a subtask fails where it was submitted; the worker goes on."""
+
+    def oversized(message: Message, size: int, limit: int) -> list[Message]:
+        if isinstance(message, SubmitTasks):
+            (subtask,) = message.tasks
+            error = TaskFailedError(
+                f"subtask {subtask.name}: its call is {size} bytes, over the frame limit of "
+                f"{limit} bytes (pass large data through files, or raise the frame limit)"
+            )
+            failed = SubtaskResult(subtask.ref, False, pack_exception(error))
+            uplink.deliver(SubtasksFinished((failed,)))
+            return []
+        return _shrink_result(message, size, limit)
+
+    return oversized
+
+
 def _shrink_result(message: Message, size: int, limit: int) -> list[Message]:
-    """A result too large for any frame becomes its task's failure; the worker goes on."""
     if not isinstance(message, TasksFinished):
         raise ProtocolError(f"a {type(message).__name__} of {size} bytes exceeds {limit}")
     (item,) = message.outcomes
@@ -327,7 +347,7 @@ async def _work(
     settings: WorkerOptions,
     uplink: Uplink,
 ) -> Departure:
-    outbox = Outbox(oversized=_shrink_result)
+    outbox = Outbox(oversized=_shrink(uplink))
     reports = _Reports(outbox)
     runner = LocalWorker(
         welcome.worker_id, reports, settings.enforce_memory, scratch_root=settings.scratch

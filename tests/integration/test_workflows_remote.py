@@ -171,3 +171,42 @@ async def test_subtasks_on_a_remote_worker_take_each_others_handles() -> None:
             value, error = await (diamond_on_a_worker @ Cores(1))()
     assert value == 5
     assert error == "'an input failed'"
+
+
+async def big_result() -> bytes:
+    return b"r" * 200_000
+
+
+async def takes(data: bytes) -> int:
+    return len(data)  # pragma: no cover - its call never crosses
+
+
+async def oversized_subtask(kind: str) -> str:
+    """A subtask whose call, or whose result, is over a frame limit on the way."""
+    handle = (takes @ Cores(1))(b"a" * 200_000) if kind == "call" else (big_result @ Cores(1))()
+    try:
+        await handle
+    except gl.TaskFailedError as error:
+        return str(error)
+    return "it crossed"
+
+
+@pytest.mark.parametrize(
+    ("kind", "dispatcher", "worker", "said"),
+    [
+        # The worker's SubmitTasks is over what the dispatcher takes.
+        ("call", 100_000, 2**20, "its call is 200"),
+        # The dispatcher's SubtasksFinished is over what the worker takes.
+        ("result", 2**20, 100_000, "its result of 200"),
+    ],
+)
+async def test_a_subtask_over_the_frame_limit_fails_alone_and_its_worker_goes_on(
+    kind: str, dispatcher: int, worker: int, said: str
+) -> None:
+    async with open_cluster(max_frame=dispatcher) as cluster:
+        await cluster.start_worker("a", "cores:2", extra=("--max-frame", str(worker)))
+        with trio.fail_after(60):
+            error = await (oversized_subtask @ Cores(1))(kind)
+            assert await (leaf @ Cores(1))(3) == (9, "a")
+        assert said in error and "frame limit of 100000 bytes" in error
+        assert cluster.session.dispatcher.worker_ids() == ["a"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import pickle
+import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any, ClassVar
@@ -349,6 +350,36 @@ async def test_inputs_inside_lists_and_dicts_reach_a_remote_worker_as_values(
         results = [submit(c.dispatcher, combine, [five, blob], {"big": blob}) for _ in range(3)]
         assert await gl.dispatch.wait_all(results) == [(5, 10_000, 10_000)] * 3
         assert len(c.dispatcher.shared) == 0
+
+
+async def test_a_call_that_cannot_be_pickled_fails_alone_on_its_remote_worker(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async def locked(lock: Any) -> str:
+        return "never"  # pragma: no cover - its call cannot cross
+
+    async with cluster() as c:
+        await c.worker("cores:2")
+        bad = submit(c.dispatcher, locked, threading.Lock())
+        with pytest.raises(TaskFailedError, match=r"its call cannot be pickled: TypeError"):
+            await bad
+        assert await submit(c.dispatcher, double, 4) == 8
+        assert c.dispatcher.worker_ids() == ["w"]
+
+
+async def test_shared_inputs_larger_together_than_a_frame_are_sent_in_several(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async def blob(n: int) -> bytes:
+        return bytes([n]) * 8000
+
+    async def total(*parts: bytes) -> int:
+        return sum(len(part) for part in parts)
+
+    async with cluster(max_frame=20_000) as c:
+        await c.worker("cores:2", options=WorkerOptions(name="w", max_frame=20_000))
+        inputs = [submit(c.dispatcher, blob, n) for n in range(3)]
+        assert await submit(c.dispatcher, total, *inputs) == 24_000
 
 
 # -- peers that hold the key are checked too ----------------------------------------------------

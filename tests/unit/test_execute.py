@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
 import os
 import pickle
@@ -20,7 +21,7 @@ import trio.testing
 import grainlike as gl
 from grainlike import Cores, Resources
 from grainlike.resource import as_resources
-from grainlike.wire import Call, CallPacker, CallUnpacker, Usage
+from grainlike.wire import REMEMBERED_FUNCTIONS, Call, CallPacker, CallUnpacker, Usage
 from grainlike.worker._context import TaskContext
 from grainlike.worker._execute import run_work
 from grainlike.worker._local import LocalWorker
@@ -369,6 +370,15 @@ def test_a_shared_value_is_referred_to_and_each_call_gets_its_own_copy() -> None
     failed = unpacker.unpack(packed, task_id=3)
     assert isinstance(failed.args[0], gl.TaskFailedError)
     assert "its input, the value of task 9, was not sent here" in str(failed.args[0])
+
+
+def test_a_packer_and_an_unpacker_remember_a_bounded_number_of_functions() -> None:
+    packer, unpacker = CallPacker(), CallUnpacker()
+    calls = [Call(functools.partial(max, n), (n - 1,)) for n in range(REMEMBERED_FUNCTIONS + 50)]
+    for n, call in enumerate(calls):
+        unpacked = unpacker.unpack(packer.pack(call), task_id=n)
+        assert unpacked.fn(*unpacked.args) == n
+    assert len(packer._functions) == len(unpacker._functions) == REMEMBERED_FUNCTIONS
 
 
 def test_the_executor_crosses_in_the_packed_call() -> None:
