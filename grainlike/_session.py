@@ -88,7 +88,7 @@ class SessionOptions(TypedDict, total=False):
         no_worker_grace: Seconds with no worker at all before queued tasks fail (default: wait).
         stats: The learned store (``None``: learn nothing across runs).
         learning: A ``LearningRule``.
-        enforce_memory: Kill processes over their ``Memory`` request.
+        enforce_memory: Kill processes over their ``Memory`` request (a group request always is).
         scratch: The embedded worker's scratch root: ``Disk`` tasks get their directories
             there, and its free space is the disk it offers (default: the temp dir).
         events: A JSON-lines event log path.

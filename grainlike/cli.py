@@ -598,7 +598,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--rerun", action="store_true", help="with --journal: run everything again")
     run.add_argument("--key-file", help="shared key file for remote workers")
-    run.add_argument("--enforce-memory", action="store_true", help="kill processes over Memory")
+    run.add_argument(
+        "--enforce-memory",
+        action="store_true",
+        help="kill processes over Memory (a group request always is)",
+    )
     run.add_argument("--scratch", metavar="DIR", help=_SCRATCH_HELP)
     run.add_argument(
         "--tls",
@@ -635,7 +639,11 @@ def _parser() -> argparse.ArgumentParser:
         default=300.0,
         help="seconds to keep trying to reach a lost dispatcher again (0: leave at once)",
     )
-    worker.add_argument("--enforce-memory", action="store_true", help="kill processes over Memory")
+    worker.add_argument(
+        "--enforce-memory",
+        action="store_true",
+        help="kill processes over Memory (a group request always is)",
+    )
     worker.add_argument("--scratch", metavar="DIR", help=_SCRATCH_HELP)
     worker.add_argument("--max-frame", type=int, default=DEFAULT_MAX_FRAME, help=_MAX_FRAME_HELP)
     worker.add_argument(

@@ -516,6 +516,15 @@ class Dispatcher:
             self.events.publish(TaskStarted(task_id, worker_id, attempt))
         if state.pipeline:
             self._pipelines.record(task, duration)
+        if type(result) is outcome.Value and task.result is None:
+            # Learned first: the next task of the group, handed this allocation below, or
+            # placed by the next pass, is sized by what this run just taught.
+            request = self._grown.get(task.id, task.request) if self._grown else task.request
+            wtime = request.get(WTime)
+            if wtime is not None and wtime.group is not None:
+                self.learned.record(wtime.group, duration)
+            if usage is not None:
+                learn_usage(self.learned, request, usage)
         if state is self._head:
             task.allocation = None  # a branch holds nothing
         elif not self._hand_over(state, task):
@@ -524,14 +533,7 @@ class Dispatcher:
         if task.result is not None:  # its caller cancelled it
             self._end(task)
             return
-        if isinstance(result, outcome.Value):
-            request = self._grown.get(task.id, task.request) if self._grown else task.request
-            wtime = request.get(WTime)
-            if wtime is not None and wtime.group is not None:
-                self.learned.record(wtime.group, duration)
-            if usage is not None:
-                learn_usage(self.learned, request, usage)
-        elif grown is not None:
+        if grown is not None:
             self._grown[task.id] = task.request
             self._grown_requests.add(grown)
             task.request = grown

@@ -106,7 +106,7 @@ class WorkerOptions:
             end and leave once the running ones finish.
         exit_margin: Leave regardless this many seconds before the end (the dispatcher runs
             what was still running elsewhere).
-        enforce_memory: Kill processes over their task's ``Memory``.
+        enforce_memory: Kill processes over their task's ``Memory`` (a group's always are).
         max_frame: The largest frame in bytes this side accepts.
         reconnect_timeout: Seconds to keep trying to reach the dispatcher again after the
             connection to it was lost (``0``: leave at once).

@@ -253,3 +253,19 @@ async def test_in_throughput_mode_a_task_over_its_label_reruns_with_the_largest(
         await settle()
         assert memory_of(link.started[-1]) == pytest.approx(1100 / 1024)  # not just twice
         handle.cancel()
+
+
+async def test_the_next_task_of_a_group_is_sized_by_the_run_that_just_ended() -> None:
+    async with serving() as dispatcher:
+        link = attach(dispatcher, "w", "cores:1,mem:8G")
+        handles = [submit(dispatcher, Cores(1) & Memory(group="g")) for _ in range(6)]
+        given = []
+        for _ in range(5):
+            await settle()
+            given.append(memory_of(link.started[-1]))
+            measured(dispatcher, "w", link.started[-1], 100 * MB)
+        await settle()
+        assert given == [8.0] * 5
+        # The sixth was handed the fifth's core as it ended: with the label, not all 8G.
+        assert memory_of(link.started[5]) == pytest.approx(110 / 1024)
+        handles[5].cancel()
