@@ -546,7 +546,7 @@ class Dispatcher:
         elif (
             isinstance(result, outcome.Error)
             and task.failures < task.retries
-            and not isinstance(result.error, trio.TooSlowError)
+            and not isinstance(result.error, trio.TooSlowError | TaskCancelledError)
         ):
             task.failures += 1
             self._requeue(task, worker_id, f"failed: {_describe(result.error)}")

@@ -47,7 +47,7 @@ class WorkerLink(Protocol):
 
     All methods are non-blocking: a remote link queues messages and sends them in batches.
     The worker answers through the dispatcher's ``task_started``, ``task_done`` and
-    ``worker_left``.
+    ``remove_worker``.
     """
 
     @property

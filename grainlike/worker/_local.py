@@ -16,7 +16,7 @@ import attrs
 import outcome
 import trio
 
-from .._exceptions import TaskFailedError
+from .._exceptions import TaskCancelledError, TaskFailedError
 from ..resource import Disk, Memory
 from ..wire import Call, CallUnpacker, PackedCall, Usage
 from ._context import TaskContext, UsageMeter
@@ -222,7 +222,7 @@ class LocalWorker:
                         result = outcome.Error(TaskFailedError(message))
         del self._scopes[task_id]
         if scope.cancelled_caught or result is None:
-            result = outcome.Error(trio.TooSlowError(f"task {task_id} was cancelled"))
+            result = outcome.Error(TaskCancelledError(f"task {task_id} was cancelled"))
         duration = clock.current_time() - start
         meter = self._meters.pop(task_id, None) if self._meters else None
         if meter is not None and meter.processes:

@@ -295,6 +295,19 @@ async def test_a_time_limit_failure_is_not_retried() -> None:
         assert len(link.started) == 1
 
 
+async def test_a_task_its_worker_cancelled_is_not_retried() -> None:
+    async with serving() as dispatcher:
+        link = attach(dispatcher, "w", "cores:1")
+        handle = submit(dispatcher, Cores(1), retries=3)
+        await settle()
+        (task,) = link.started
+        error = gl.TaskCancelledError(f"task {task.id} was cancelled")
+        dispatcher.task_done("w", task.id, 1, outcome.Error(error), 1.0)
+        with pytest.raises(gl.TaskCancelledError):
+            await handle
+        assert len(link.started) == 1
+
+
 async def test_worker_ids_are_made_unique_and_duplicates_refused() -> None:
     async with serving() as dispatcher:
         attach(dispatcher, "node", "cores:1")
