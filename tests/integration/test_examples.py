@@ -318,4 +318,5 @@ def test_branches_run_on_the_head_and_their_leaves_on_remote_workers(tmp_path: P
     with _workers(env, "a", "b") as address:
         out = _run_plan("examples/plans/branches.py", env, "--listen", address, "--no-local")
     _, leaves = _check_branches(out)
-    assert {leaf["worker"] for leaf in leaves} == {"a", "b"}
+    # On the remote workers only (the second to join may find every leaf taken).
+    assert {leaf["worker"] for leaf in leaves} <= {"a", "b"}
