@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -16,8 +21,8 @@ pytestmark = pytest.mark.slow
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
-def _run(*command: str, cwd: Path = EXAMPLES.parent) -> str:
-    env = dict(os.environ)
+def _run(*command: str, cwd: Path = EXAMPLES.parent, env: dict[str, str] | None = None) -> str:
+    env = dict(os.environ) if env is None else env
     done = subprocess.run(command, capture_output=True, text=True, cwd=cwd, timeout=180, env=env)
     assert done.returncode == 0, f"{command} failed:\n{done.stdout}\n{done.stderr}"
     return done.stdout
@@ -161,3 +166,186 @@ def test_cpu_bound_runs_tasks_in_parallel_in_worker_processes() -> None:
         # baseline measured under the same load.  The margin is for a machine shared with
         # other jobs.
         assert speedups["worker processes"] > 1.25 * speedups["worker threads"], out
+
+
+# -- examples/plans: run as a user would, on the embedded worker and on remote workers ------
+
+GRAINLIKE = (sys.executable, "-m", "grainlike")
+
+
+def _home(tmp_path: Path) -> dict[str, str]:
+    """An environment with a home of its own (no learned store or key of the user's) and the
+    shared key that the dispatcher and its workers read."""
+    home = tmp_path / "home"
+    home.mkdir()
+    return dict(os.environ, HOME=str(home), GRAINLIKE_KEY=bytes(range(32)).hex())
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@contextmanager
+def _workers(env: dict[str, str], *names: str) -> Iterator[str]:
+    """``grainlike worker`` processes of one core each, started before their dispatcher (each
+    keeps trying until it listens) and leaving when its run ends; yields the address."""
+    address = f"127.0.0.1:{_free_port()}"
+    command = [*GRAINLIKE, "worker", address, "--resources", "cores:1", "--reconnect-timeout", "0"]
+    processes = [
+        subprocess.Popen([*command, "--name", name], env=env, stderr=subprocess.PIPE, text=True)
+        for name in names
+    ]
+    try:
+        yield address
+        for process in processes:
+            _, errors = process.communicate(timeout=30)
+            assert process.returncode == 0, errors
+            assert "the dispatcher said goodbye: its run ended" in errors
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+
+
+def _run_plan(script: str, env: dict[str, str], *options: str, args: tuple[str, ...] = ()) -> str:
+    return _run(*GRAINLIKE, "run", script, "--no-progress", *options, "--", *args, env=env)
+
+
+STEP = re.compile(
+    r"(?P<name>\S+) on (?P<worker>\S+) cores (?P<cores>\[[\d, ]*\]) "
+    r"from (?P<started>\d+\.\d+)s to (?P<ended>\d+\.\d+)s: (?P<value>.*)"
+)
+
+
+def _primes_below(limit: int) -> list[int]:
+    return [n for n in range(2, limit) if all(n % d for d in range(2, int(n**0.5) + 1))]
+
+
+def _check_stepup_plan(out: str, folder: Path, workers: set[str]) -> None:
+    lines = out.splitlines()
+    assert lines[0] == "plan primes ran on head", out
+    assert lines[3] == "plan words ran on head", out
+    assert lines[-1] == f"8 steps of 2 plans wrote 9 files under {folder}", out
+    found = [STEP.fullmatch(line) for line in lines[1:3] + lines[4:-1]]
+    assert all(found), out
+    steps = {m["name"]: m for m in found if m}
+    counts = [f"words/tally/count(chunk-{i}.txt)" for i in range(3)]
+    assert set(steps) == {
+        *("primes/sieve", "primes/last_digits", "words/split", "words/tally"),
+        *(*counts, "words/tally/merge"),
+    }
+    assert {m["worker"] for m in steps.values()} <= workers, out
+    assert all(len(_ids(m["cores"])) == 1 for m in steps.values()), out
+    value = {name: json.loads(m["value"]) for name, m in steps.items()}
+    started = {name: float(m["started"]) for name, m in steps.items()}
+    ended = {name: float(m["ended"]) for name, m in steps.items()}
+
+    # primes: a file of the primes below 1000, then a count of their last digits.
+    primes = _primes_below(1000)
+    assert value["primes/sieve"] == len(primes) == 168
+    assert (folder / "primes" / "primes.txt").read_text().split() == [str(p) for p in primes]
+    digits = Counter(str(p % 10) for p in primes)
+    assert value["primes/last_digits"] == dict(digits)
+    assert json.loads((folder / "primes" / "last-digits.json").read_text()) == dict(digits)
+    assert started["primes/last_digits"] >= ended["primes/sieve"]  # it took sieve's handle
+
+    # words: three chunk files, a count of each (steps of tally), and their sum.
+    chunks = [(folder / "words" / f"chunk-{i}.txt").read_text() for i in range(3)]
+    assert value["words/split"] == sum(len(chunk.splitlines()) for chunk in chunks) == 5
+    words = [Counter(re.findall(r"[a-z]+", chunk.lower())) for chunk in chunks]
+    for i, name in enumerate(counts):
+        assert value[name] == words[i].total() > 0
+        assert json.loads((folder / "words" / f"count-{i}.json").read_text()) == words[i]
+        assert started[name] >= ended["words/split"]
+        assert started["words/tally/merge"] >= ended[name]  # it took every count's handle
+    total = sum(words, Counter[str]())
+    top = sorted(total.items(), key=lambda item: (-item[1], item[0]))[:3]
+    summary = {"words": total.total(), "distinct": len(total), "top": [list(t) for t in top]}
+    assert value["words/tally/merge"] == summary
+    assert json.loads((folder / "words" / "words.json").read_text()) == summary
+    assert value["words/tally"] == summary["words"]
+    assert started["words/tally"] >= ended["words/split"]  # it took split's handle
+    assert ended["words/tally"] >= ended["words/tally/merge"]
+
+
+def test_the_stepup_plan_runs_its_plans_as_branches_on_one_embedded_core(tmp_path: Path) -> None:
+    # One core: the plans take none (ZERO) and tally lends its core to its own steps.
+    env = _home(tmp_path)
+    folder = tmp_path / "out"
+    out = _run_plan("examples/plans/plan.py", env, "--resources", "cores:1", args=(str(folder),))
+    local = {line.split()[2] for line in out.splitlines() if STEP.fullmatch(line)}
+    assert len(local) == 1 and local != {"head"}, out  # every step on the embedded worker
+    _check_stepup_plan(out, folder, local)
+
+
+def test_the_stepup_plan_runs_its_steps_on_remote_workers_and_its_plans_on_the_head(
+    tmp_path: Path,
+) -> None:
+    env = _home(tmp_path)
+    folder = tmp_path / "out"
+    with _workers(env, "a", "b") as address:
+        options = ("--listen", address, "--no-local")
+        out = _run_plan("examples/plans/plan.py", env, *options, args=(str(folder),))
+    _check_stepup_plan(out, folder, {"a", "b"})
+
+
+BRANCH = re.compile(
+    r"branch (?P<i>\d) (?P<xs>\[[\d, ]*\]) on (?P<worker>\S+) "
+    r"from (?P<started>\d+\.\d+)s to (?P<ended>\d+\.\d+)s: sum of squares (?P<total>\d+)"
+)
+LEAF = re.compile(
+    r"  leaf (?P<x>\d+) on (?P<worker>\S+) cores (?P<cores>\[[\d, ]*\]) "
+    r"from (?P<started>\d+\.\d+)s to (?P<ended>\d+\.\d+)s"
+)
+
+
+def _check_branches(out: str) -> tuple[list[re.Match[str]], list[re.Match[str]]]:
+    """The branches and leaves ``branches.py`` printed, checked against what it claims."""
+    lines = out.splitlines()
+    assert lines[-1] == "4 branches: sum of squares of 1..11 = 506", out
+    branches: list[re.Match[str]] = []
+    leaves: list[re.Match[str]] = []
+    for line in lines[:-1]:
+        branch, leaf = BRANCH.fullmatch(line), LEAF.fullmatch(line)
+        assert branch or leaf, line
+        if branch:
+            branches.append(branch)
+            continue
+        assert leaf is not None
+        leaves.append(leaf)
+        mine = branches[-1]
+        assert int(leaf["x"]) in _ids(mine["xs"])
+        assert float(leaf["started"]) >= float(mine["started"])
+        assert float(leaf["ended"]) <= float(mine["ended"])
+    assert [_ids(b["xs"]) for b in branches] == [[1, 2, 3], [4, 5, 6], [7, 8, 9], [10, 11]]
+    assert sorted(int(leaf["x"]) for leaf in leaves) == list(range(1, 12))
+    for branch in branches:
+        assert int(branch["total"]) == sum(x * x for x in _ids(branch["xs"]))
+    assert {b["worker"] for b in branches} == {"head"}
+    # The branches ran at once: each had started before the first of them ended.
+    assert max(float(b["started"]) for b in branches) < min(float(b["ended"]) for b in branches)
+    return branches, leaves
+
+
+def test_branches_wait_for_their_leaves_together_on_one_embedded_core(tmp_path: Path) -> None:
+    out = _run_plan("examples/plans/branches.py", _home(tmp_path), "--resources", "cores:1")
+    _, leaves = _check_branches(out)
+    assert len({leaf["worker"] for leaf in leaves}) == 1
+    assert {leaf["worker"] for leaf in leaves} != {"head"}
+    assert {leaf["cores"] for leaf in leaves} == {"[0]"}
+    # One core: the leaves ran one after another, 11 of them, none while another did.
+    spans = sorted((float(leaf["started"]), float(leaf["ended"])) for leaf in leaves)
+    assert all(end <= start for (_, end), (start, _) in itertools.pairwise(spans))
+
+
+def test_branches_run_on_the_head_and_their_leaves_on_remote_workers(tmp_path: Path) -> None:
+    env = _home(tmp_path)
+    with _workers(env, "a", "b") as address:
+        out = _run_plan("examples/plans/branches.py", env, "--listen", address, "--no-local")
+    _, leaves = _check_branches(out)
+    # On the remote workers only (the second to join may find every leaf taken).
+    assert {leaf["worker"] for leaf in leaves} <= {"a", "b"}

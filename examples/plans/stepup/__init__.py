@@ -1,0 +1,1 @@
+"""The plans that examples/plans/plan.py runs (a package so that tools tell them apart)."""

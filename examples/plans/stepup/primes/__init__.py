@@ -1,0 +1,1 @@
+"""The primes plan (examples/plans/stepup/primes/plan.py)."""

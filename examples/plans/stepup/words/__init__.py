@@ -1,0 +1,1 @@
+"""The words plan (examples/plans/stepup/words/plan.py)."""
