@@ -4,7 +4,8 @@ Two groups of tasks say only ``Memory(group=...)``: a ``relax`` step that runs a
 program holding about 150 MB, and a ``scan`` step, a Python function that builds about 60 MB
 in a worker process.  Until a group has 5 measured runs, each of its tasks takes the largest
 memory any worker has (all of it, here: one at a time); then it takes the group's label, its
-largest measured peak plus 10 %, and several run at once.  The labels persist in the learned
+largest measured peak plus 10 % (the sixth task of the first round already does), and several
+run at once.  The labels persist in the learned
 store: run the example twice and the second run packs from the start.
 
 Run it with ``python examples/autolabel.py [STORE]``; ``grainlike stats --stats STORE`` shows
@@ -59,10 +60,10 @@ async def main() -> None:
         spans["relax"].clear()
         given = await gl.gather(*(step() for _ in range(6)))
         scanned = await gl.gather(*(sweep(i) for i in range(6)))
+        sizes = " ".join(f"{size * 1024:.0f}M" for size in given)
         print(
-            f"round {round_}: relax tasks were given {max(given) * 1024:.0f}M to "
-            f"{min(given) * 1024:.0f}M, at most {most_at_once(spans['relax'])} at once; "
-            f"scan built {scanned[0]}M each"
+            f"round {round_}: relax tasks were given {sizes}, at most "
+            f"{most_at_once(spans['relax'])} at once; scan built {scanned[0]}M each"
         )
     for group in ("relax", "scan"):
         label = learned.label("mem", group)
