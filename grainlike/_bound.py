@@ -9,8 +9,8 @@ from typing import Any
 
 import attrs
 
-from ._exceptions import ResourceError
-from ._submitter import current_submitter
+from ._exceptions import GrainlikeError, ResourceError
+from ._submitter import SYNC_TASKS_DO_NOT_SUBMIT, current_submitter
 from .dispatch import TaskHandle
 from .resource import ZERO, Kind, Resources, as_resources
 from .resource._binding import set_binder
@@ -93,14 +93,20 @@ class Bound:
 
     def __call__(self, *args: Any, **kwargs: Any) -> TaskHandle:
         submitter = current_submitter()
-        return submitter.submit(
-            self.request,
-            Call(self.fn, args, kwargs, self.is_async, self.executor or submitter.executor),
-            name=self.name,
-            priority=self.priority,
-            retries=self.retries,
-            parent=_current_task_id(),
-        )
+        try:
+            return submitter.submit(
+                self.request,
+                Call(self.fn, args, kwargs, self.is_async, self.executor or submitter.executor),
+                name=self.name,
+                priority=self.priority,
+                retries=self.retries,
+                parent=_current_task_id(),
+            )
+        except RuntimeError as error:
+            if "async context" not in str(error):
+                raise
+            # A thread (a sync task with executor="thread") sees its session, not its loop.
+            raise GrainlikeError(SYNC_TASKS_DO_NOT_SUBMIT) from None
 
     def __repr__(self) -> str:
         return f"<{self.name} @ {self.request!r}>"

@@ -17,6 +17,7 @@ from ._exceptions import GrainlikeError
 from .dispatch import TaskHandle
 from .resource import Resources
 from .wire import Call
+from .worker import task_context_or_none
 
 __all__ = ["Submitter", "current_submitter", "submitting_to"]
 
@@ -50,14 +51,24 @@ class Submitter(Protocol):
 _SUBMITTER: ContextVar[Submitter] = ContextVar("grainlike_submitter")
 
 
+#: What a sync task that calls a bound function hears.
+SYNC_TASKS_DO_NOT_SUBMIT = (
+    "a sync task cannot submit tasks (it runs in a worker process or thread, away from its "
+    "dispatcher's event loop): make the function that submits `async def`"
+)
+
+
 def current_submitter() -> Submitter:
     """The submitter of the running ``gl.run`` (or remote worker); ``GrainlikeError`` outside."""
     try:
         return _SUBMITTER.get()
     except LookupError:
+        if task_context_or_none() is not None:
+            raise GrainlikeError(SYNC_TASKS_DO_NOT_SUBMIT) from None
         raise GrainlikeError(
             "no grainlike dispatcher is running: call bound functions inside the main "
-            "passed to gl.run(main) (or inside `async with gl.open_session()`), or in a task"
+            "passed to gl.run(main) (or inside `async with gl.open_session()`), or in an "
+            "async task"
         ) from None
 
 

@@ -177,6 +177,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
     async def user_main() -> Any:
         # What main raises is the user's (exit 1, with its traceback); what fails before or
         # around it is grainlike's, and a usage error there is one line (exit 2).
+        if args.listen is not None:  # the port it chose, for workers, when it was 0
+            from ._session import current_session
+
+            print(f"grainlike run: listening on {current_session().address}", file=sys.stderr)
         try:
             return await main()
         except Exception as error:

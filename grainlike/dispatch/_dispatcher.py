@@ -191,9 +191,9 @@ class Dispatcher:
                 task.state = TaskState.DONE
                 return handle
             if owner.children is None:
-                owner.children = [task]
+                owner.children = {task.id: task}
             else:
-                owner.children.append(task)
+                owner.children[task.id] = task
         inputs = dependencies(work) if isinstance(work, Call) else None
         if inputs:
             assert isinstance(work, Call)
@@ -576,6 +576,8 @@ class Dispatcher:
         """
         if task.chain is not None or self._reservation is not None or not state.accepting:
             return False
+        if self._regains and any(waiting.worker == state.id for waiting, _ in self._regains):
+            return False  # a task coming back from gl.released() takes these cores first
         if self.learned.version != self._learned_seen:
             return False
         shape = self._queue.sole_shape()
@@ -625,6 +627,11 @@ class Dispatcher:
         subtasks still pending are cancelled."""
         self._tasks.pop(task.id, None)
         self._cancel_children(task)
+        if task.parent is not None:
+            # Its parent lets go of it: a long parent does not keep its children's results.
+            owner = self._tasks.get(task.parent)
+            if owner is not None and owner.children:
+                owner.children.pop(task.id, None)
         task.release()
         if self._grown:
             self._grown.pop(task.id, None)
@@ -636,7 +643,7 @@ class Dispatcher:
 
     def _cancel_children(self, task: Task) -> None:
         children, task.children = task.children, None
-        for child in children or ():
+        for child in (children or {}).values():
             if child.result is None:
                 self._abort(child)
 

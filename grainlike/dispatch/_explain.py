@@ -89,6 +89,8 @@ def explain(
                 f"{task.allocation} (pipelined)"
             )
         ending = " (cancelled; its worker is stopping it)" if task.result is not None else ""
+        if task.released or task.allocation is None:
+            return f"{who} runs on {task.worker}, its allocation given back (gl.released()){ending}"
         return f"{who} runs on {task.worker} with {task.allocation}{ending}"
     if not len(workers):
         since = []

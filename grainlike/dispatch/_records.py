@@ -104,7 +104,7 @@ class Task:
     waiters: list[trio.lowlevel.Task] | None = None
     listeners: list[Callable[[Task], None]] | None = None
     parent: int | None = None
-    children: list[Task] | None = None
+    children: dict[int, Task] | None = None
     released: bool = False
 
     @property

@@ -153,15 +153,29 @@ _BATCHES: dict[type[Message], str] = {
 def _merge(messages: list[Message]) -> list[Message]:
     """Fold consecutive batches of one type (``RunTasks``, ...) into one message each."""
     merged: list[Message] = []
+    run: list[Any] = []  # the items of the batch being folded, the last of ``merged``
     for message in messages:
         field = _BATCHES.get(type(message))
         last = merged[-1] if merged else None
         if field is not None and type(last) is type(message):
-            items = getattr(last, field) + getattr(message, field)
-            merged[-1] = type(message)(items)  # type: ignore[call-arg]
-        else:
-            merged.append(message)
+            if not run:
+                run.extend(getattr(last, field))
+            run.extend(getattr(message, field))
+            continue
+        if run:
+            merged[-1] = _batch(merged[-1], run)
+            run = []
+        merged.append(message)
+    if run:
+        merged[-1] = _batch(merged[-1], run)
     return merged
+
+
+def _batch(like: Message, items: list[Any]) -> Message:
+    """A batch message of the type of ``like`` holding ``items``."""
+    kind: Any = type(like)
+    batch: Message = kind(tuple(items))
+    return batch
 
 
 def _halves(message: Message) -> tuple[Message, Message] | None:

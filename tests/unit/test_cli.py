@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -51,6 +52,20 @@ def test_run_passes_arguments_after_a_double_dash_to_the_script(
     )
     assert status == 0
     assert capsys.readouterr().out.strip() == "argv ['--flag', 'value'] cores 1"
+
+
+def test_run_says_where_it_listens_also_on_a_port_the_system_chose(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GRAINLIKE_KEY", "ab" * 32)
+    script = tmp_path / "script.py"
+    script.write_text("async def main():\n    print('ran')\n")
+    argv = ["run", str(script), "--listen", "127.0.0.1:0", "--no-progress", "--no-local"]
+    assert main([*argv, "--stats", str(tmp_path / "learned.db")]) == 0
+    out, err = capsys.readouterr()
+    assert out == "ran\n"
+    port = re.fullmatch(r"grainlike run: listening on 127\.0\.0\.1:(\d+)\n", err)
+    assert port is not None and int(port[1]) > 0, err
 
 
 def test_run_refuses_a_script_without_an_async_main(

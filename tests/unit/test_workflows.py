@@ -3,7 +3,9 @@ on the head, and ``gl.released()`` lends a parent's cores to its children."""
 
 from __future__ import annotations
 
+import gc
 import traceback
+import weakref
 
 import pytest
 import trio
@@ -144,3 +146,74 @@ async def test_a_run_stuck_on_cores_its_parent_holds_says_so_once(
     warnings = [r.getMessage() for r in caplog.records if "held by its parent" in r.getMessage()]
     assert len(warnings) == 1
     assert warnings[0].startswith("nothing started for 3")
+
+
+def submits_from_sync() -> object:
+    return (where @ Cores(1))()
+
+
+@pytest.mark.parametrize("executor", ["process", "thread"])
+async def test_a_sync_task_that_submits_hears_that_only_async_tasks_do(executor: str) -> None:
+    async with gl.open_session(stats=None):
+        with pytest.raises(
+            gl.GrainlikeError, match=r"a sync task cannot submit tasks .* `async def`"
+        ):
+            await (submits_from_sync @ Cores(1)).options(executor=executor)()
+
+
+async def test_explain_says_a_released_parent_gave_its_allocation_back(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async def parent() -> None:
+        async with gl.released():
+            await trio.sleep(5)
+
+    async with gl.open_session(stats=None, name="box") as session:
+        handle = (parent @ Cores(1))()
+        await trio.sleep(1)
+        assert session.dispatcher.explain(handle.task) == (
+            f"task {handle.id} ({handle.task.name}) runs on box, its allocation given back "
+            "(gl.released())"
+        )
+        await handle
+
+
+async def test_a_released_parent_takes_its_core_back_before_queued_tasks(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async def short() -> None:
+        await trio.sleep(0.1)
+
+    async def parent() -> float:
+        async with gl.released():
+            await (leaf @ Cores(1))(2)  # 1 s
+        return trio.current_time()
+
+    async with gl.open_session(stats=None, resources="cores:1"):
+        handle = (parent @ Cores(1))()
+        await trio.sleep(0.5)
+        queued = [(short @ Cores(1))() for _ in range(20)]
+        # Its child ends at 1; the core it frees may go to a queued task in that moment, but
+        # the parent takes it back after that one (0.1 s), not after all 20 queued ones.
+        assert await handle <= 1.1 + 1e-9
+        await gl.gather(*queued)
+
+
+class Big:
+    """A result whose lifetime the test watches."""
+
+
+async def big() -> Big:
+    return Big()
+
+
+async def test_a_running_parent_does_not_keep_its_finished_childrens_results() -> None:
+    async def parent() -> bool:
+        first = weakref.ref(await (big @ Cores(1))())
+        for _ in range(3):
+            await (big @ Cores(1))()
+        gc.collect()
+        return first() is None
+
+    async with gl.open_session(stats=None):
+        assert await (parent @ ZERO)()
