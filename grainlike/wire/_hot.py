@@ -1,8 +1,8 @@
-"""A hand-written codec for the three messages that carry every task: ``RunTasks``,
-``TasksStarted`` and ``TasksFinished``.
+"""A hand-written codec for the messages that carry every task: ``RunTasks``, ``TasksStarted``
+and ``TasksFinished``, and for subtasks ``SubmitTasks`` and ``SubtasksFinished``.
 
 The general codec (cattrs, ``_converter.py``) spends more per task than a trivial task takes
-to run.  These three cross as positional arrays instead of maps, decoded with the same strict
+to run.  These cross as positional arrays instead of maps, decoded with the same strict
 checks (anything malformed is a ``ProtocolError``, never a coerced value).  An allocation
 crosses as the msgpack bytes of its kinds, made once per allocation object on the sending side
 and decoded once per distinct allocation on the receiving side: a worker sees the same few
@@ -15,6 +15,9 @@ Bodies:
 - ``TasksStarted``: ``[[task_id, ...], [attempt, ...]]``.
 - ``TasksFinished``: ``[[task_id, attempt, ok, payload, duration, finished, usage], ...]``
   with ``usage`` ``None`` or ``[wall, cpu, peak_rss, peak_disk]``.
+- ``SubmitTasks``: ``[[ref, parent, payload, request, name, priority, retries], ...]``, the
+  request as the bytes of its kinds, like an allocation.
+- ``SubtasksFinished``: ``[[ref, ok, payload], ...]``.
 """
 
 from __future__ import annotations
@@ -26,9 +29,21 @@ import msgpack
 
 from .._exceptions import ProtocolError
 from ..resource import Resources
-from ._checks import check_float, check_int, check_list, check_optional_float, short
+from ._checks import check_float, check_int, check_list, check_optional_float, check_str, short
 from ._kind_codec import KindCodec
-from ._messages import Message, RunTasks, TaskOutcome, TasksFinished, TaskSpec, TasksStarted, Usage
+from ._messages import (
+    Message,
+    RunTasks,
+    SubmitTasks,
+    Subtask,
+    SubtaskResult,
+    SubtasksFinished,
+    TaskOutcome,
+    TasksFinished,
+    TaskSpec,
+    TasksStarted,
+    Usage,
+)
 
 __all__ = ["HotCodec"]
 
@@ -95,11 +110,15 @@ class HotCodec:
             RunTasks: self._encode_run_tasks,
             TasksStarted: self._encode_started,
             TasksFinished: self._encode_finished,
+            SubmitTasks: self._encode_submit,
+            SubtasksFinished: self._encode_subtasks_finished,
         }
         self.decoders: dict[type[Message], Callable[[object], Message]] = {
             RunTasks: self._decode_run_tasks,
             TasksStarted: self._decode_started,
             TasksFinished: self._decode_finished,
+            SubmitTasks: self._decode_submit,
+            SubtasksFinished: self._decode_subtasks_finished,
         }
 
     def _encode_run_tasks(self, message: RunTasks) -> list[Any]:
@@ -164,6 +183,48 @@ class HotCodec:
                 )
             )
         return TasksFinished(tuple(outcomes))
+
+    def _encode_submit(self, message: SubmitTasks) -> list[Any]:
+        pack = self._allocations.pack
+        return [
+            [t.ref, t.parent, t.payload, pack(t.request), t.name, t.priority, t.retries]
+            for t in message.tasks
+        ]
+
+    def _decode_submit(self, body: object) -> SubmitTasks:
+        unpack = self._allocations.unpack
+        subtasks = []
+        for item in check_list(body, "SubmitTasks tasks"):
+            ref, parent, payload, request, name, priority, retries = _row(item, 7, "Subtask")
+            retries = check_int(retries, "Subtask retries")
+            if retries < 0:
+                raise ProtocolError(f"Subtask retries: expected 0 or more, got {retries}")
+            subtasks.append(
+                Subtask(
+                    check_int(ref, "Subtask ref"),
+                    check_int(parent, "Subtask parent"),
+                    _bytes(payload, "Subtask payload"),
+                    unpack(request),
+                    check_str(name, "Subtask name"),
+                    check_int(priority, "Subtask priority"),
+                    retries,
+                )
+            )
+        return SubmitTasks(tuple(subtasks))
+
+    def _encode_subtasks_finished(self, message: SubtasksFinished) -> list[Any]:
+        return [[r.ref, r.ok, r.payload] for r in message.results]
+
+    def _decode_subtasks_finished(self, body: object) -> SubtasksFinished:
+        results = []
+        for item in check_list(body, "SubtasksFinished results"):
+            ref, ok, payload = _row(item, 3, "SubtaskResult")
+            if type(ok) is not bool:
+                raise ProtocolError(f"SubtaskResult ok: expected a boolean, got {short(ok)}")
+            results.append(
+                SubtaskResult(check_int(ref, "SubtaskResult ref"), ok, _bytes(payload, "payload"))
+            )
+        return SubtasksFinished(tuple(results))
 
 
 def _usage(data: object) -> Usage:
