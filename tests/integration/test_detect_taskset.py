@@ -150,10 +150,11 @@ def test_inside_a_slurm_job_its_cpus_memory_and_time_left_are_detected(
     name = f"grainlike-detect-{uuid.uuid4().hex[:8]}"
     script = tmp_path / "job.sh"
     script.write_text(f"#!/bin/sh\nexec {shlex.quote(sys.executable)} -m grainlike detect\n")
-    output = tmp_path / "out.txt"
+    output, errors = tmp_path / "out.txt", tmp_path / "err.txt"
     argv = [
         "sbatch", "--wait", "--quiet", f"--partition={slurm}", f"--job-name={name}",
-        "-c", "1", "--mem=300M", "-t", "5", f"--output={output}", f"--chdir={REPO}", str(script),
+        "-c", "1", "--mem=300M", "-t", "5", f"--output={output}", f"--error={errors}",
+        f"--chdir={REPO}", str(script),
     ]  # fmt: skip
     try:
         done = subprocess.run(
@@ -162,7 +163,9 @@ def test_inside_a_slurm_job_its_cpus_memory_and_time_left_are_detected(
     except subprocess.TimeoutExpired:
         subprocess.run(["scancel", "--name", name], check=False, timeout=30)
         pytest.fail(f"the Slurm job {name} did not finish within 120 s")
-    assert done.returncode == 0, done.stderr + output.read_text()
+    assert done.returncode == 0, done.stderr + output.read_text() + errors.read_text()
+    # The scratch line goes to stderr, so stdout holds the resource line alone.
+    assert errors.read_text().startswith("scratch: "), errors.read_text()
     capacity: Resources = parse_resources(output.read_text().strip(), capacity=True)
     assert capacity[Cores].N == 1
     assert capacity[Memory] == Memory("236M")  # 300 MB less the 64 MiB minimum headroom
