@@ -263,7 +263,8 @@ class Journal:
 
     def worker_joined(self, worker: str, capacity: Resources) -> None:
         """A worker joined with ``capacity``."""
-        self._batch.workers.append((True, worker, capacity, trio.current_time(), None, None))
+        # Its text now: the dispatcher allocates from these very parts before the writer runs.
+        self._batch.workers.append((True, worker, str(capacity), trio.current_time(), None, None))
         self._writer.poke()
 
     def worker_left(self, worker: str, reason: str, lost: bool) -> None:

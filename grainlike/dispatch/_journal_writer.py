@@ -159,7 +159,7 @@ class JournalWriter:
             if joined:
                 connection.execute(
                     "INSERT INTO workers (run, worker, capacity, joined) VALUES (?, ?, ?, ?)",
-                    (run, worker, str(capacity), at + offset),
+                    (run, worker, capacity, at + offset),
                 )
             else:
                 connection.execute(

@@ -502,6 +502,26 @@ async def test_the_events_of_a_run_rebuilt_from_the_journal(tmp_path: Path) -> N
     assert [e["at"] for e in events] == sorted(e["at"] for e in events)
 
 
+async def test_a_worker_is_recorded_with_the_capacity_it_joined_with(tmp_path: Path) -> None:
+    # The writer writes later, while tasks hold the worker's cores: what it writes must be
+    # the capacity as it was when the worker joined, not what is free at that moment.
+    path = tmp_path / "run.db"
+    async with gl.open_session(stats=None, journal=path, resources="cores:2", name="box"):
+        blocker = trio.Event()
+
+        async def hold() -> None:
+            await blocker.wait()
+
+        handles = [(hold @ Cores(1))() for _ in range(2)]
+        await trio.sleep(0.2)  # both running, and the writer has flushed what it had
+        blocker.set()
+        await gl.gather(*handles)
+    [(capacity,)] = rows(path, "SELECT capacity FROM workers")
+    assert capacity.startswith("cores:2,"), capacity
+    [joined] = [e for e in journal_events(path) if e["event"] == "WorkerJoined"]
+    assert joined["capacity"] == capacity
+
+
 async def test_the_summary_counts_functions_and_runs(tmp_path: Path) -> None:
     path = tmp_path / "run.db"
     await run_squares(path, [1, 2, 3])
