@@ -17,7 +17,7 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
-from ._model import CANCELLED, FAILED, FINISHED, RETRIED, UNFINISHED, RunModel
+from ._model import CANCELLED, FAILED, FINISHED, RETRIED, UNFINISHED, Run, RunModel, stack_rows
 from ._summary import Row, counts, pool_peaks, table, utilisation
 
 __all__ = ["OUTCOMES", "browser_model", "render_html"]
@@ -31,32 +31,46 @@ LIST_LIMIT = 500
 #: Lane kinds in the page's ``lanes.kind`` column.
 CORE_LANE, GPU_LANE, OTHER_LANE = 0, 1, 2
 
+#: Most rows a lane gets for runs that overlap on it; more overlapping runs share a row.
+LANE_ROWS = 8
+
+LaneKey = tuple[int, int, int]  # (worker span, lane kind, core or GPU id)
+
 
 def _indexer(values: list[str]) -> dict[str, int]:
     return {value: index for index, value in enumerate(values)}
 
 
-def _lanes(model: RunModel) -> tuple[dict[str, list[Any]], dict[tuple[int, int, int], int]]:
-    """One lane per core and per GPU of each worker, and one per worker for runs with neither."""
-    cores = [set(worker.cores) for worker in model.workers]
-    gpus = [set(worker.gpus) for worker in model.workers]
-    other = [False] * len(model.workers)
-    for run in model.runs:
-        cores[run.span].update(run.cores)
-        gpus[run.span].update(run.gpus)
-        other[run.span] |= not run.cores and not run.gpus
-    columns: dict[str, list[Any]] = {"span": [], "kind": [], "id": []}
-    index: dict[tuple[int, int, int], int] = {}
-    for span in range(len(model.workers)):
-        lanes = [(CORE_LANE, core) for core in sorted(cores[span])]
-        lanes += [(GPU_LANE, gpu) for gpu in sorted(gpus[span])]
-        lanes += [(OTHER_LANE, 0)] if other[span] else []
-        for kind, ident in lanes:
-            index[span, kind, ident] = len(columns["span"])
-            columns["span"].append(span)
-            columns["kind"].append(kind)
-            columns["id"].append(ident)
-    return columns, index
+def _lane_keys(run: Run) -> list[LaneKey]:
+    own = [(run.span, CORE_LANE, core) for core in run.cores]
+    own += [(run.span, GPU_LANE, gpu) for gpu in run.gpus]
+    return own or [(run.span, OTHER_LANE, 0)]
+
+
+def _lanes(model: RunModel) -> tuple[dict[str, list[Any]], list[list[int]]]:
+    """One lane per core and per GPU of each worker, and one per worker for runs with neither;
+    a lane has as many rows as runs overlap on it (at most ``LANE_ROWS``).
+
+    Also returns, for each run, the indices of its lanes' rows.
+    """
+    rows = stack_rows(model.runs, _lane_keys, limit=LANE_ROWS)
+    keys: set[tuple[int, int, int, int]] = set()
+    for span, worker in enumerate(model.workers):
+        keys.update((span, CORE_LANE, core, 0) for core in worker.cores)
+        keys.update((span, GPU_LANE, gpu, 0) for gpu in worker.gpus)
+    for run, own in zip(model.runs, rows, strict=True):
+        keys.update((*key, row) for key, row in zip(_lane_keys(run), own, strict=True))
+    columns: dict[str, list[Any]] = {"span": [], "kind": [], "id": [], "row": []}
+    index: dict[tuple[int, int, int, int], int] = {}
+    for key in sorted(keys):
+        index[key] = len(columns["span"])
+        for column, value in zip(("span", "kind", "id", "row"), key, strict=True):
+            columns[column].append(value)
+    run_lanes = [
+        [index[*key, row] for key, row in zip(_lane_keys(run), own, strict=True)]
+        for run, own in zip(model.runs, rows, strict=True)
+    ]
+    return columns, run_lanes
 
 
 def browser_model(model: RunModel) -> dict[str, Any]:
@@ -71,7 +85,7 @@ def browser_model(model: RunModel) -> dict[str, Any]:
     name_index, group_index = _indexer(names), _indexer(groups)
     task_name = {task.id: name_index[task.name] for task in model.tasks}
     task_group = {task.id: group_index[task.group] for task in model.tasks}
-    lanes, lane_index = _lanes(model)
+    lanes, run_lanes = _lanes(model)
     allocations: dict[str, int] = {}
     outcome_code = _indexer(list(OUTCOMES))
     columns: dict[str, list[Any]] = {
@@ -82,10 +96,7 @@ def browser_model(model: RunModel) -> dict[str, Any]:
     previous_start = previous_task = 0
     for number, run in enumerate(model.runs):
         start, end = us(run.start), us(run.end)
-        own = [lane_index[run.span, CORE_LANE, core] for core in run.cores]
-        own += [lane_index[run.span, GPU_LANE, gpu] for gpu in run.gpus]
-        if not own:
-            own = [lane_index[run.span, OTHER_LANE, 0]]
+        own = run_lanes[number]
         columns["task"].append(run.task_id - previous_task)
         columns["start"].append(start - previous_start)
         columns["dur"].append(end - start)

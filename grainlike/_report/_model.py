@@ -6,6 +6,8 @@ read them.
 
 from __future__ import annotations
 
+import heapq
+from collections.abc import Callable, Hashable, Sequence
 from typing import Any
 
 import attrs
@@ -20,6 +22,7 @@ __all__ = [
     "RunModel",
     "TaskSummary",
     "WorkerSpan",
+    "stack_rows",
 ]
 
 FINISHED, FAILED, RETRIED, CANCELLED, UNFINISHED = (
@@ -166,3 +169,31 @@ class RunModel:
     def wall(self) -> float:
         """Seconds from the first event to the last."""
         return self.end - self.start
+
+
+def stack_rows(
+    runs: Sequence[Run], lanes_of: Callable[[Run], Sequence[Hashable]], limit: int | None = None
+) -> list[tuple[int, ...]]:
+    """For each run, a row within each of its lanes, so that no two runs of a row overlap.
+
+    Runs share a lane when a task gave its cores back for a while (``gl.released()``) and
+    another ran on them, or when they hold neither cores nor GPUs (a worker's "no cores"
+    lane, the head's branches).  ``runs`` come in order of start; in each lane a run takes
+    the row that became free first if it is free by the run's start, else a new row; once a
+    lane has ``limit`` rows, a run shares the row that becomes free first.
+    """
+    free: dict[Hashable, list[tuple[float, int]]] = {}  # per lane: (free from, row), a heap
+    rows: list[tuple[int, ...]] = []
+    for run in runs:
+        own = []
+        for lane in lanes_of(run):
+            heap = free.setdefault(lane, [])
+            if heap and (heap[0][0] <= run.start or (limit is not None and len(heap) >= limit)):
+                until, row = heapq.heappop(heap)
+                heapq.heappush(heap, (max(until, run.end), row))
+            else:
+                row = len(heap)
+                heapq.heappush(heap, (run.end, row))
+            own.append(row)
+        rows.append(tuple(own))
+    return rows

@@ -4,6 +4,11 @@ Each worker is a process (``pid``), each of its cores a thread (``tid`` = the co
 tasks without cores get threads of their own, after the cores).  Each run of a task is one
 complete event (``"ph": "X"``) on the lane of its first core, with all its cores and GPUs in
 ``args``: one event per run, so that the trace counts runs as the report does.
+
+Complete events on one thread must nest, and viewers drop those that do not (Perfetto does),
+so runs that overlap on a lane (a ``gl.released()`` parent and the subtasks that used its
+cores meanwhile, concurrent tasks without cores) go to further threads of that lane:
+``tid + n * ROW_TID`` for its row ``n``, named like ``core 0 (2)``.
 """
 
 from __future__ import annotations
@@ -11,12 +16,15 @@ from __future__ import annotations
 import datetime
 from typing import Any
 
-from ._model import FAILED, RETRIED, Run, RunModel
+from ._model import FAILED, RETRIED, Run, RunModel, stack_rows
 
-__all__ = ["GPU_TID", "OTHER_TID", "trace_events"]
+__all__ = ["GPU_TID", "OTHER_TID", "ROW_TID", "trace_events"]
 
 #: Thread ids of GPU lanes (``GPU_TID + device index``) and of tasks with neither.
 GPU_TID, OTHER_TID = 10_000, 20_000
+
+#: What a further row of a lane adds to its thread id, per row.
+ROW_TID = 100_000
 
 #: Chrome's reserved colour names, so that failed and retried runs stand out in the viewer.
 _COLOURS = {FAILED: "terrible", RETRIED: "bad"}
@@ -31,11 +39,14 @@ def _tid(run: Run) -> int:
 
 
 def _thread_name(tid: int) -> str:
-    if tid >= OTHER_TID:
-        return "no cores"
-    if tid >= GPU_TID:
-        return f"gpu {tid - GPU_TID}"
-    return f"core {tid}"
+    row, lane = divmod(tid, ROW_TID)
+    if lane >= OTHER_TID:
+        name = "no cores"
+    elif lane >= GPU_TID:
+        name = f"gpu {lane - GPU_TID}"
+    else:
+        name = f"core {lane}"
+    return f"{name} ({row + 1})" if row else name
 
 
 def trace_events(model: RunModel) -> dict[str, Any]:
@@ -50,8 +61,9 @@ def trace_events(model: RunModel) -> dict[str, Any]:
 
     events: list[dict[str, Any]] = []
     threads: dict[int, set[int]] = {}
-    for run in model.runs:
-        pid, tid = run.span + 1, _tid(run)
+    rows = stack_rows(model.runs, lambda run: ((run.span, _tid(run)),))
+    for run, (row,) in zip(model.runs, rows, strict=True):
+        pid, tid = run.span + 1, _tid(run) + row * ROW_TID
         threads.setdefault(pid, set()).add(tid)
         args: dict[str, Any] = {
             "task_id": run.task_id,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import heapq
+import itertools
 import json
 import random
 import re
@@ -29,7 +30,7 @@ from grainlike._report import (
     write_trace,
 )
 from grainlike._report._html import browser_model, render_html
-from grainlike._report._trace import GPU_TID, OTHER_TID, trace_events
+from grainlike._report._trace import GPU_TID, OTHER_TID, ROW_TID, trace_events
 from grainlike.cli import main
 from grainlike.dispatch import (
     Event,
@@ -364,7 +365,57 @@ def test_a_run_without_cores_or_gpus_goes_to_a_thread_of_its_own(tmp_path: Path)
     [event] = [event for event in trace_events(model)["traceEvents"] if event["ph"] == "X"]
     assert event["tid"] == OTHER_TID
     lanes = browser_model(model)["lanes"]
-    assert lanes == {"span": [0, 0], "kind": [0, 2], "id": [0, 0]}
+    assert lanes == {"span": [0, 0], "kind": [0, 2], "id": [0, 0], "row": [0, 0]}
+
+
+def test_runs_that_overlap_on_a_lane_get_rows_of_their_own(tmp_path: Path) -> None:
+    # Three branches without cores at once, and a parent whose core a subtask used while it
+    # had given it back: no two X events of one thread may overlap, nor two bars of a row.
+    model = load_run(
+        write_log(
+            tmp_path / "run.jsonl",
+            WorkerJoined("w", "cores:1,mem:1G", at=at(0)),
+            *(TaskSubmitted(task, "branch", "", 0, at=at(0)) for task in (1, 2, 3)),
+            *(TaskPlaced(task, "w", "", (), (), 1, at=at(0)) for task in (1, 2, 3)),
+            TaskSubmitted(4, "parent", "cores:1", 0, at=at(0)),
+            TaskPlaced(4, "w", "cores:[0]", (0,), (), 1, at=at(0)),
+            TaskSubmitted(5, "child", "cores:1", 0, at=at(1)),
+            TaskPlaced(5, "w", "cores:[0]", (0,), (), 1, at=at(1)),
+            TaskFinished(5, "w", 1.0, 1, at=at(2)),
+            TaskSubmitted(6, "later", "", 0, at=at(3)),
+            TaskPlaced(6, "w", "", (), (), 1, at=at(3)),
+            *(TaskFinished(task, "w", 3.0, 1, at=at(3)) for task in (1, 2, 3, 4)),
+            TaskFinished(6, "w", 1.0, 1, at=at(4)),
+        )
+    )
+    runs = [event for event in trace_events(model)["traceEvents"] if event["ph"] == "X"]
+    by_thread: dict[tuple[int, int], list[tuple[float, float]]] = {}
+    for event in runs:
+        by_thread.setdefault((event["pid"], event["tid"]), []).append(
+            (event["ts"], event["ts"] + event["dur"])
+        )
+    for spans in by_thread.values():
+        spans.sort()
+        assert all(end <= start for (_, end), (start, _) in itertools.pairwise(spans)), spans
+    tids = {event["args"]["task_id"]: event["tid"] for event in runs}
+    assert tids[4] == 0 and tids[5] == ROW_TID  # the subtask in the core's second row
+    assert sorted(tids[task] for task in (1, 2, 3)) == [OTHER_TID + n * ROW_TID for n in range(3)]
+    assert tids[6] in {tids[1], tids[2], tids[3]}  # a row free again is used again
+    names = {
+        event["tid"]: event["args"]["name"]
+        for event in trace_events(model)["traceEvents"]
+        if event["name"] == "thread_name"
+    }
+    assert names[ROW_TID] == "core 0 (2)" and names[OTHER_TID + 2 * ROW_TID] == "no cores (3)"
+    page = browser_model(model)
+    lanes = page["lanes"]
+    assert list(zip(lanes["kind"], lanes["id"], lanes["row"], strict=True)) == [
+        (0, 0, 0),
+        (0, 0, 1),
+        (2, 0, 0),
+        (2, 0, 1),
+        (2, 0, 2),
+    ]
 
 
 # -- the HTML ----------------------------------------------------------------------------------

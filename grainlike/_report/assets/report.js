@@ -56,7 +56,8 @@
     return [firstStartingAfter(t0 - longest - 1), firstStartingAfter(t1)];
   }
 
-  // -- lanes: one per worker x core, per worker x GPU, one for runs with neither ---------
+  // -- lanes: one per worker x core, per worker x GPU, one for runs with neither, each with
+  // a row for every run that overlapped the runs of its rows above ---------------------------
   const lanes = model.lanes;
   const laneCount = lanes.span.length;
   const GAP = 6; // between workers
@@ -77,10 +78,12 @@
     for (let i = 0; i < count; i++) for (const l of lanesOf(i)) laneRuns[l][sizes[l]++] = i;
   }
   function laneLabel(l) {
+    // A lane's further rows hold runs that overlapped its first: "core 0 (2)".
+    const row = lanes.row[l] > 0 ? " (" + (lanes.row[l] + 1) + ")" : "";
     const kind = lanes.kind[l];
-    if (kind === 0) return "core " + lanes.id[l];
-    if (kind === 1) return "gpu " + lanes.id[l];
-    return "no cores";
+    if (kind === 0) return "core " + lanes.id[l] + row;
+    if (kind === 1) return "gpu " + lanes.id[l] + row;
+    return "no cores" + row;
   }
 
   // -- colours -----------------------------------------------------------------------------
