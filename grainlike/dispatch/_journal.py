@@ -38,7 +38,7 @@ import attrs
 import outcome
 import trio
 
-from .._exceptions import GrainlikeError, TaskCancelledError
+from .._exceptions import ConfigError, GrainlikeError, TaskCancelledError
 from .._permissions import check_private_directories, check_private_file
 from ..resource import Resources
 from ..wire import Call, Usage
@@ -111,8 +111,9 @@ class Journal:
         Blocking: call it in a thread.
 
         Raises:
-            ConfigError: the file is not a journal, has a newer schema, or others may write it
-                or its directory (a resumed run unpickles what it holds); the message names it.
+            ConfigError: the file is not a journal, is damaged, has a newer schema, or others
+                may write it or its directory (a resumed run unpickles what it holds); the
+                message names it.
         """
         file = Path(path)
         if file.exists():
@@ -148,6 +149,9 @@ class Journal:
             ):
                 function_ids[FunctionKey(module, qualname, code)] = function
                 known.setdefault((module, qualname), set()).add(code)
+        except sqlite3.DatabaseError as error:  # a damaged page, found only once it is read
+            connection.close()
+            raise ConfigError(f"{file}: not a readable journal ({error})") from None
         except BaseException:
             connection.close()
             raise

@@ -136,6 +136,19 @@ def test_another_programs_database_is_refused_by_name(tmp_path: Path) -> None:
         Journal.open(path)
 
 
+async def test_a_journal_damaged_inside_is_refused_by_name(tmp_path: Path) -> None:
+    path = tmp_path / "run.db"
+    await run_squares(path, [1, 2, 3])
+    with contextlib.closing(sqlite3.connect(path)) as connection:
+        [(page_size,)] = connection.execute("PRAGMA page_size")
+        [(root,)] = connection.execute("SELECT rootpage FROM sqlite_master WHERE name = 'tasks'")
+    with path.open("r+b") as file:  # the tasks table's first page, overwritten
+        file.seek((root - 1) * page_size)
+        file.write(b"\xab" * page_size)
+    with pytest.raises(ConfigError, match=rf"{re.escape(str(path))}: not a (readable|usable) jou"):
+        Journal.open(path)
+
+
 def test_a_journal_others_may_write_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "run.db"
     Journal.open(path).close()
