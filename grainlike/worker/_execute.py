@@ -9,6 +9,7 @@ from typing import Any, Protocol
 import outcome
 import trio
 
+from .._exceptions import TaskCancelledError
 from ..resource import Resources
 from ..wire import Call, PackedCall
 from ._context import TaskContext, set_task_context
@@ -36,12 +37,19 @@ class Assignment(Protocol):
 
 
 async def run_work(
-    work: Call, context: TaskContext, hard_limit: float | None, limiter: trio.CapacityLimiter
+    work: Call,
+    context: TaskContext,
+    hard_limit: float | None,
+    limiter: trio.CapacityLimiter,
+    let_go: trio.CancelScope | None = None,
 ) -> outcome.Outcome[Any]:
     """Run the call ``work`` under ``context`` and capture its result or exception.
 
     A hard limit cancels an async function (``trio.TooSlowError``).  A sync function runs in a
-    thread, which Python cannot interrupt: it gets ``TooSlowError`` when it returns late.
+    thread, which Python cannot interrupt: it gets ``TooSlowError`` when it returns late, and a
+    cancelled task waits for its thread to return, so that its cores stay held meanwhile;
+    cancelling ``let_go`` instead stops waiting (the thread runs on, its result dropped) and
+    the task fails with ``TaskCancelledError``, for a worker whose dispatcher is gone.
     ``trio.Cancelled`` is not captured: it belongs to whoever cancelled.
     """
     fn, args, kwargs = work.fn, work.args, work.kwargs
@@ -57,7 +65,12 @@ async def run_work(
             raise trio.TooSlowError(f"{task} ran past its hard limit of {hard_limit:g}s")
         call = functools.partial(fn, *args, **kwargs)
         start = trio.current_time()
-        value = await trio.to_thread.run_sync(call, limiter=limiter)
+        with trio.CancelScope(shield=True), let_go or trio.CancelScope():
+            value = await trio.to_thread.run_sync(call, limiter=limiter, abandon_on_cancel=True)
+        if let_go is not None and let_go.cancelled_caught:
+            raise TaskCancelledError(
+                f"task {context.task_id} ({work.name}): its worker let go of its thread"
+            )
         if hard_limit is not None and trio.current_time() - start > hard_limit:
             task = f"task {context.task_id} ({work.name})"
             raise trio.TooSlowError(

@@ -6,6 +6,7 @@ too, behind a reporter that batches messages onto the wire.
 
 from __future__ import annotations
 
+import logging
 import tempfile
 from collections import deque
 from collections.abc import Sequence
@@ -23,6 +24,8 @@ from ._context import TaskContext, UsageMeter
 from ._execute import Assignment, run_work
 from ._pool import ProcessPool
 from ._scratch import ScratchDirectories
+
+log = logging.getLogger(__name__)
 
 __all__ = ["LocalWorker", "Reporter"]
 
@@ -81,6 +84,8 @@ class LocalWorker:
     scratch_root: Path | None = None
     _nursery: trio.Nursery | None = None
     _scopes: dict[int, trio.CancelScope] = attrs.field(factory=dict)
+    #: Per running thread task, the scope that stops waiting for its thread, and its name.
+    _threads: dict[int, tuple[trio.CancelScope, str]] = attrs.field(factory=dict)
     _next: dict[int, Assignment] = attrs.field(factory=dict)
     _ready: deque[Assignment] = attrs.field(factory=deque)
     _spawning: bool = False
@@ -168,6 +173,25 @@ class LocalWorker:
         if scope is not None:
             scope.cancel()
 
+    def let_go_of_threads(self, reason: str) -> None:
+        """Stop waiting for the threads of running thread tasks, which Python cannot stop,
+        before the worker cancels its tasks: so that a worker whose dispatcher is gone can
+        say so and reconnect (or leave) now, not when the longest of them returns.
+
+        Each thread runs on, holding its place in the thread limit, and its result is
+        dropped (the dispatcher counts the task as lost with its worker).
+        """
+        for task_id, (let_go, name) in self._threads.items():
+            log.warning(
+                "worker %s: task %d (%s) runs on in its thread, which cannot be stopped (%s); "
+                "its result will be dropped",
+                self.worker_id,
+                task_id,
+                name,
+                reason,
+            )
+            let_go.cancel()
+
     def drain(self, reason: str) -> None:
         """Take no new tasks (the dispatcher stops placing) and leave when the last one ends."""
         self._draining = reason
@@ -209,8 +233,17 @@ class LocalWorker:
                 if result is None:  # else it failed before it could run
                     if in_pool:
                         result, usage = await self._pool.run(work, context, hard_limit)
-                    else:
+                    elif work.is_async:
                         result = await run_work(work, context, hard_limit, self._limiter)
+                    else:
+                        let_go = trio.CancelScope()
+                        self._threads[task_id] = let_go, work.name
+                        try:
+                            result = await run_work(
+                                work, context, hard_limit, self._limiter, let_go
+                            )
+                        finally:
+                            del self._threads[task_id]
         finally:
             if directory is not None:
                 # Whatever the outcome, and however the worker stops: the directory goes.

@@ -415,6 +415,7 @@ async def _work(
                     f"the dispatcher was lost: no word from it for {settings.heartbeat_timeout:g}s",
                     lost=True,
                 )
+            runner.let_go_of_threads(departure.reason)
             nursery.cancel_scope.cancel()
     finally:
         uplink.disconnect()

@@ -22,6 +22,7 @@ ENV = dict(os.environ, GRAINLIKE_KEY=KEY.hex())
 
 SCRIPT = """
 import sys
+import time
 from pathlib import Path
 
 import trio
@@ -42,11 +43,18 @@ async def hold(state):
         Path(state, "cancelled").write_text("")
 
 
+def block(state):
+    Path(state, "holding").write_text("")
+    time.sleep(60)  # in a thread of the worker, which nothing can stop
+
+
 async def main():
     mode, state = sys.argv[1], sys.argv[2]
     print(mode, "ran on", await (where @ Cores(1))(), flush=True)
     if mode == "first":
         await (hold @ Cores(1))(state)  # the dispatcher is killed while this runs
+    elif mode == "thread":
+        await (block @ Cores(1)).options(executor="thread")(state)
 """
 
 
@@ -176,3 +184,30 @@ def test_a_worker_whose_dispatcher_does_not_come_back_exits_with_one_line(
     assert "did not come back within 3s (--reconnect-timeout; last try: cannot reach" in last
     assert 3 <= waited < 15
     assert (tmp_path / "cancelled").exists()
+
+
+def test_a_worker_in_a_thread_task_does_not_wait_for_it_to_notice_its_dispatcher_is_gone(
+    tmp_path: Path, processes: list[subprocess.Popen[str]]
+) -> None:
+    script = tmp_path / "script.py"
+    script.write_text(SCRIPT)
+    port = free_port()
+    first = dispatcher(processes, script, port, "thread", tmp_path)
+    worker = start(
+        processes,
+        "worker",
+        f"127.0.0.1:{port}",
+        "--resources",
+        "cores:1,mem:1G",
+        "--reconnect-timeout",
+        "3",
+    )
+    wait_for(lambda: (tmp_path / "holding").exists(), "the dispatcher's thread task")
+    os.kill(first.pid, signal.SIGKILL)
+    lost = time.monotonic()
+    _, err = worker.communicate(timeout=50)
+    waited = time.monotonic() - lost
+    assert worker.returncode == 1, err
+    assert waited < 15, err  # not the 60 s the thread sleeps
+    assert "task 2 (block) runs on in its thread, which cannot be stopped" in err
+    assert "did not come back within 3s" in err.splitlines()[-1]
