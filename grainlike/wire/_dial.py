@@ -130,7 +130,7 @@ async def _authenticated(
     handshake_timeout: float,
 ) -> FramedStream | None:
     """One attempt: TCP, TLS, framing, authentication; ``None`` when the dispatcher hung up
-    before its greeting."""
+    (or reset the connection) before its greeting."""
     stream: trio.abc.Stream = await _tcp(host, port, connect_timeout)
     if tls is not None:
         stream = trio.SSLStream(stream, tls, server_hostname=server_hostname or host)
@@ -151,6 +151,10 @@ async def _authenticated(
         raise
     except trio.BrokenResourceError as error:
         await trio.aclose_forcefully(framed)
+        if isinstance(error.__cause__, ConnectionResetError):
+            # Closed at once with our greeting unread, which resets the connection: as a
+            # hang-up before its greeting, a dispatcher with every handshake slot taken.
+            return None
         if isinstance(error.__cause__, ssl.SSLError):  # e.g. not the pinned certificate
             raise AuthenticationError(
                 f"TLS with the dispatcher at {address} failed: {error.__cause__}"

@@ -113,6 +113,33 @@ async def test_a_worker_pinning_the_auto_certificate_joins_and_others_are_refuse
             await pinned.wait()
 
 
+async def test_a_worker_that_finds_every_handshake_slot_taken_retries_and_joins(
+    tmp_path: Path,
+) -> None:
+    # 128 silent connections fill the dispatcher's pending handshakes; it closes the worker's
+    # connection at once, with the worker's greeting unread, which resets it.
+    keys = key_file(tmp_path / "grainlike")
+    async with gl.open_session(listen="127.0.0.1:0", local=False, key=KEY, stats=None) as session:
+        assert session.address is not None
+        host, port = session.address.rsplit(":", 1)
+        silent = [await trio.open_tcp_stream(host, int(port)) for _ in range(128)]
+        worker = await start_worker(session.address, "late", "--key-file", str(keys))
+        try:
+            await trio.sleep(1.5)
+            assert worker.returncode is None, "the worker gave up while every slot was taken"
+            for stream in silent:
+                await stream.aclose()
+            with trio.fail_after(30):
+                while "late" not in session.dispatcher.worker_ids():
+                    await trio.sleep(0.05)
+            assert await (where @ Cores(1))() == "late"
+        finally:
+            for stream in silent:
+                await stream.aclose()
+            worker.kill()
+            await worker.wait()
+
+
 CLI_SCRIPT = """
 import sys
 from pathlib import Path
