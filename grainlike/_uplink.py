@@ -32,6 +32,7 @@ from .wire import (
     SubmitTasks,
     Subtask,
     SubtasksFinished,
+    mark_granted,
     unpack_outcome,
 )
 from .worker import Departure, Uplink, WorkerOptions, serve_worker
@@ -156,7 +157,8 @@ class RemoteSubmitter:
         elif isinstance(message, AllocationRegained):
             waiting = self._regains.pop(message.task_id, None)
             if waiting is not None:
-                waiting[1].append(message.allocation)
+                regained = message.allocation
+                waiting[1].append(None if regained is None else mark_granted(regained))
                 waiting[0].set()
 
 

@@ -32,7 +32,7 @@ class IdSet(Kind):
 
     # The free IDs are a bit mask over positions in ``_ids`` (bit k is ``_ids[k]``), so that
     # alloc and dealloc are a few integer operations however many IDs a node has.
-    __slots__ = ("_free", "_groups", "_ids", "_nfree", "_origin", "_topology")
+    __slots__ = ("_free", "_groups", "_ids", "_nfree", "_origin", "_received", "_topology")
 
     unit: ClassVar[str] = "unit"
     _ids: tuple[int, ...]
@@ -44,6 +44,8 @@ class IdSet(Kind):
     _topology: tuple[int, dict[int | None, int]] | None
     #: For an allocation: the positions it holds in the capacity that handed it out.
     _origin: int
+    #: An allocation that came over the wire: no capacity here, but it prints as its IDs.
+    _received: bool
 
     def __init__(
         self, count_or_ids: int | Iterable[int] = 1, *, groups: Mapping[int, int] | None = None
@@ -95,6 +97,7 @@ class IdSet(Kind):
         self._groups = groups
         self._topology = None
         self._origin = origin
+        self._received = False
         self._live = None
 
     @classmethod
@@ -206,9 +209,14 @@ class IdSet(Kind):
     def _stat(self) -> tuple[float, float]:
         return (float(self._nfree), float(len(self._ids)))
 
+    def mark_received(self) -> None:
+        """Say that this is an allocation decoded from the wire, which a worker was granted:
+        it then prints as the IDs it holds, as the allocation it was made from does."""
+        self._received = True
+
     def to_text(self) -> str:
         ids = self._ids
-        if self._origin:  # an allocation: the IDs it got, even 0 and 1 (not "2")
+        if self._origin or self._received:  # an allocation: its IDs, even 0 and 1 (not "2")
             return format_ids(list(ids))
         if self._nfree == len(ids) and ids[-1] == len(ids) - 1:
             return str(len(ids))

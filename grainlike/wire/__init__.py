@@ -21,6 +21,7 @@ from ._encoding import decode as decode
 from ._encoding import encode as encode
 from ._framing import DEFAULT_MAX_FRAME as DEFAULT_MAX_FRAME
 from ._framing import FramedStream as FramedStream
+from ._hot import mark_granted as mark_granted
 from ._keys import KEY_ENV as KEY_ENV
 from ._keys import ensure_local_key as ensure_local_key
 from ._keys import key_from_env_or_file as key_from_env_or_file

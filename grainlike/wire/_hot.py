@@ -28,7 +28,7 @@ from typing import Any, Final
 import msgpack
 
 from .._exceptions import ProtocolError
-from ..resource import Resources
+from ..resource import IdSet, Resources
 from ._checks import check_float, check_int, check_list, check_optional_float, check_str, short
 from ._kind_codec import KindCodec
 from ._messages import (
@@ -45,17 +45,27 @@ from ._messages import (
     Usage,
 )
 
-__all__ = ["HotCodec"]
+__all__ = ["HotCodec", "mark_granted"]
 
 #: Distinct allocations remembered on each side; a worker has a few, a dispatcher more.
 _CACHE_SIZE: Final = 4096
 
 
+def mark_granted(allocation: Resources) -> Resources:
+    """Mark an allocation decoded from the wire as one, so that its cores and GPUs print as
+    the IDs the task was given (``cores:[0]``), as they do where it was made."""
+    for part in allocation.parts():
+        if isinstance(part, IdSet):
+            part.mark_received()
+    return allocation
+
+
 class _AllocationCodec:
     """Allocations as bytes, remembered both ways."""
 
-    def __init__(self, kinds: KindCodec) -> None:
+    def __init__(self, kinds: KindCodec, *, granted: bool = False) -> None:
         self._kinds = kinds
+        self._granted = granted  # allocations granted to tasks, not requests
         self._bytes: dict[int, tuple[Resources, bytes]] = {}
         self._values: dict[bytes, Resources] = {}
 
@@ -79,6 +89,8 @@ class _AllocationCodec:
             except Exception as exc:
                 raise ProtocolError(f"an allocation of {len(data)} bytes is not msgpack") from exc
             allocation = self._kinds.structure_resources(raw)
+            if self._granted:
+                mark_granted(allocation)
             if len(self._values) >= _CACHE_SIZE:
                 self._values.clear()
             self._values[data] = allocation
@@ -102,10 +114,12 @@ def _optional_int(value: object, what: str) -> int | None:
 
 
 class HotCodec:
-    """Encoders and decoders of the hot messages, sharing one allocation codec."""
+    """Encoders and decoders of the hot messages, with one codec for the allocations that
+    tasks are granted and one for the requests of subtasks."""
 
     def __init__(self, kinds: KindCodec) -> None:
-        self._allocations = _AllocationCodec(kinds)
+        self._allocations = _AllocationCodec(kinds, granted=True)
+        self._requests = _AllocationCodec(kinds)
         self.encoders: dict[type[Message], Callable[[Any], Any]] = {
             RunTasks: self._encode_run_tasks,
             TasksStarted: self._encode_started,
@@ -185,14 +199,14 @@ class HotCodec:
         return TasksFinished(tuple(outcomes))
 
     def _encode_submit(self, message: SubmitTasks) -> list[Any]:
-        pack = self._allocations.pack
+        pack = self._requests.pack
         return [
             [t.ref, t.parent, t.payload, pack(t.request), t.name, t.priority, t.retries]
             for t in message.tasks
         ]
 
     def _decode_submit(self, body: object) -> SubmitTasks:
-        unpack = self._allocations.unpack
+        unpack = self._requests.unpack
         subtasks = []
         for item in check_list(body, "SubmitTasks tasks"):
             ref, parent, payload, request, name, priority, retries = _row(item, 7, "Subtask")

@@ -74,6 +74,19 @@ EXAMPLES: list[Message] = [
 ]
 
 
+def test_a_granted_allocation_prints_the_ids_it_holds_after_the_wire() -> None:
+    # Cores 0 and 1 of a capacity print as IDs, not as the count "2", on both sides.
+    capacity = Cores(4) & Memory(8)
+    allocation = capacity.alloc(Cores(2))
+    spec = TaskSpec(1, b"", allocation, None, 1)
+    batch = decode(encode(RunTasks((spec,))))
+    assert isinstance(batch, RunTasks)
+    assert str(batch.tasks[0].allocation) == str(allocation) == "cores:[0-1]"
+    submitted = decode(encode(SubmitTasks((Subtask(1, 7, b"", Cores(2), "leaf", 0, 1),))))
+    assert isinstance(submitted, SubmitTasks)
+    assert str(submitted.tasks[0].request) == "cores:2"  # a request stays a count
+
+
 def test_the_examples_cover_every_message_type() -> None:
     assert {type(message) for message in EXAMPLES} == set(MESSAGE_TYPES)
 
