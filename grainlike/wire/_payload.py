@@ -145,13 +145,30 @@ def loads_referring(data: bytes, resolver: Callable[[], Callable[[object], objec
     return _ReferringUnpickler(data, resolver()).load()
 
 
+#: How the note that carries a remote traceback begins.
+_NOTE = "Remote traceback:\n"
+
+
+def _traceback_from_afar(exc: BaseException) -> str | None:
+    """The remote traceback ``unpack_exception`` attached to ``exc``, if it did."""
+    attached = getattr(exc, "remote_traceback", None)
+    if isinstance(attached, str):
+        return attached
+    for note in getattr(exc, "__notes__", None) or ():
+        if isinstance(note, str) and note.startswith(_NOTE):
+            return note[len(_NOTE) :]
+    return None
+
+
 def pack_exception(exc: BaseException) -> bytes:
     """Pack an exception with its traceback formatted here, for ``unpack_exception`` there.
 
     The exception itself travels when it survives a pickle round trip here; otherwise only
     its type name, message and traceback do.
     """
-    remote_traceback = "".join(traceback.format_exception(exc))
+    # An exception that already crossed (from a pool child to its worker, then on to the
+    # dispatcher) keeps the traceback of where it was raised.
+    remote_traceback = _traceback_from_afar(exc) or "".join(traceback.format_exception(exc))
     pickled: bytes | None
     try:
         pickled = _cloudpickle(exc)
@@ -198,7 +215,10 @@ def unpack_exception(data: bytes) -> BaseException:
             exc = None  # e.g. its class does not exist here
     if not isinstance(exc, BaseException):
         return TaskFailedError(f"{kind}: {message}" if message else kind, remote_traceback)
-    exc.add_note(f"Remote traceback:\n{remote_traceback.rstrip()}")
+    notes = getattr(exc, "__notes__", None)
+    if isinstance(notes, list):  # one note, however many hops it made
+        exc.__notes__ = [n for n in notes if not (isinstance(n, str) and n.startswith(_NOTE))]
+    exc.add_note(f"{_NOTE}{remote_traceback.rstrip()}")
     # A class with __slots__ and no __dict__ refuses the attribute: the note alone carries it.
     with contextlib.suppress(AttributeError, TypeError):
         exc.remote_traceback = remote_traceback  # type: ignore[attr-defined]

@@ -63,6 +63,19 @@ def test_an_exception_comes_back_as_itself_with_the_remote_traceback() -> None:
     assert back.__notes__ == [f"Remote traceback:\n{remote.rstrip()}"]
 
 
+@pytest.mark.parametrize("cls", [KeyError, Slotted])
+def test_an_exception_that_crosses_twice_has_one_note_with_the_first_traceback(
+    cls: type[Exception],
+) -> None:
+    # A sync task's exception goes from its pool child to the worker, then to the dispatcher.
+    once = unpack_exception(pack_exception(raise_and_catch(cls("twice"))))
+    twice = unpack_exception(pack_exception(once))
+    assert isinstance(twice, cls)
+    [note] = twice.__notes__
+    assert note == once.__notes__[0]
+    assert "raise_and_catch" in note and "Remote traceback" not in note[len("Remote") :]
+
+
 def test_an_exception_that_cannot_unpickle_becomes_task_failed_error() -> None:
     exc = raise_and_catch(Stubborn(1, 2))
     back = unpack_exception(pack_exception(exc))
