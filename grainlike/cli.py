@@ -20,6 +20,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, TextIO, cast
 
+import attrs
+
 from . import __version__
 from ._exceptions import AuthenticationError, ConfigError, GrainlikeError
 from .wire import DEFAULT_MAX_FRAME
@@ -151,7 +153,6 @@ def _cmd_run(args: argparse.Namespace) -> int:
         "local": not args.no_local,
         "listen": args.listen,
         "pools": _resources(_pools(args.pool), "--pool"),
-        "max_retries": args.max_retries,
         "events": args.events,
         "progress": sys.stderr.isatty() if args.progress is None else args.progress,
         "enforce_memory": args.enforce_memory,
@@ -160,13 +161,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
     }
     if options["stats"] is None:
         del options["stats"]
+    options.update(_given(args, max_retries="max_retries", no_worker_grace="no_worker_grace"))
     if args.journal is not None:
         options.update(journal=args.journal, rerun=args.rerun)
     elif args.rerun:
         raise ConfigError("--rerun needs --journal PATH: without a journal everything runs anyway")
     if args.listen is not None:
         options["key"] = _key(args.key_file)
-        options["unsatisfiable_grace"] = args.grace
+        options.update(_given(args, unsatisfiable_grace="grace"))
         options["max_frame"] = args.max_frame
         options["tls"] = _tls_server(args)
     elif args.tls is not None or args.tls_cert is not None:
@@ -323,13 +325,16 @@ def _cmd_worker(args: argparse.Namespace) -> int:
         print(f"grainlike worker: warning: {warning}", file=sys.stderr)
     options = WorkerOptions(
         name=args.name or "",
-        connect_timeout=args.connect_timeout,
-        reconnect_timeout=args.reconnect_timeout,
         enforce_memory=args.enforce_memory,
-        drain_margin=args.drain_margin,
-        exit_margin=args.exit_margin,
         scratch=args.scratch,
         max_frame=args.max_frame,
+        **_given(
+            args,
+            connect_timeout="connect_timeout",
+            reconnect_timeout="reconnect_timeout",
+            drain_margin="drain_margin",
+            exit_margin="exit_margin",
+        ),
     )
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     reason = trio.run(
@@ -516,7 +521,14 @@ def _cmd_up(args: argparse.Namespace) -> int:
     tls = _tls_client(args)
     reason = trio.run(
         lambda: autoscale(
-            profile, dispatcher, key, key_file, minimum, args.max, period=args.period, tls=tls
+            profile,
+            dispatcher,
+            key,
+            key_file,
+            minimum,
+            args.max,
+            tls=tls,
+            **_given(args, period="period"),
         )
     )
     print(f"grainlike up: {reason}", file=sys.stderr)
@@ -529,7 +541,7 @@ def _cmd_down(args: argparse.Namespace) -> int:
     dispatcher = _address(args.dispatcher, "--dispatcher")
     key = None if args.no_drain else _key(args.key_file)
     tls = None if args.no_drain else _tls_client(args)
-    cancelled = stop_jobs(dispatcher, key, drain_timeout=args.drain_timeout, tls=tls)
+    cancelled = stop_jobs(dispatcher, key, tls=tls, **_given(args, drain_timeout="drain_timeout"))
     print("cancelled: " + (", ".join(cancelled) if cancelled else "no recorded worker jobs"))
     return 0
 
@@ -558,7 +570,27 @@ _SCRATCH_HELP = "where Disk tasks get their directories (its free space is the d
 _MAX_FRAME_HELP = "the largest frame in bytes this side accepts (default 64 MiB)"
 
 
+def _given(args: argparse.Namespace, **flags: str) -> dict[str, Any]:
+    """The options the user gave, by the library's names (``option="flag_dest"``): one left
+    out keeps the library's default, which the library alone owns."""
+    return {
+        name: getattr(args, flag) for name, flag in flags.items() if getattr(args, flag) is not None
+    }
+
+
+def _default(owner: Any, name: str) -> Any:
+    """The library's default of ``name``: a field of the attrs class, or a parameter of the
+    function, ``owner`` (for the command line's help)."""
+    if attrs.has(owner):
+        return attrs.fields_dict(owner)[name].default
+    return inspect.signature(owner).parameters[name].default
+
+
 def _parser() -> argparse.ArgumentParser:
+    from ._scale import autoscale, stop_jobs
+    from .dispatch import DispatcherConfig
+    from .worker import WorkerOptions
+
     parser = argparse.ArgumentParser(
         prog="grainlike", description="A resource-typed task scheduler for Python."
     )
@@ -591,9 +623,23 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--listen", metavar="HOST:PORT", help="also accept remote workers here")
     run.add_argument("--no-local", action="store_true", help="run no embedded worker")
     run.add_argument("--pool", action="append", metavar="NAME:N", help="a cluster-wide counter")
-    run.add_argument("--max-retries", type=int, default=3, help="retries after lost workers")
     run.add_argument(
-        "--grace", type=float, default=60.0, help="seconds before an unsatisfiable request fails"
+        "--max-retries",
+        type=int,
+        help=f"retries after lost workers (default {_default(DispatcherConfig, 'max_retries')})",
+    )
+    run.add_argument(
+        "--grace",
+        type=float,
+        help="seconds before an unsatisfiable request fails "
+        f"(default {_default(DispatcherConfig, 'unsatisfiable_grace'):g})",
+    )
+    run.add_argument(
+        "--no-worker-grace",
+        type=float,
+        metavar="SECONDS",
+        help="seconds with no worker connected at all before queued tasks fail "
+        "(default: wait for workers)",
     )
     run.add_argument("--events", metavar="FILE", help="write every event as a JSON line here")
     run.add_argument("--stats", metavar="FILE", help="the learned store (learned time limits)")
@@ -635,13 +681,15 @@ def _parser() -> argparse.ArgumentParser:
     )
     worker.add_argument("--walltime", help="remaining walltime, e.g. 2h (else from the batch job)")
     worker.add_argument(
-        "--connect-timeout", type=float, default=60.0, help="seconds to keep trying"
+        "--connect-timeout",
+        type=float,
+        help=f"seconds to keep trying (default {_default(WorkerOptions, 'connect_timeout'):g})",
     )
     worker.add_argument(
         "--reconnect-timeout",
         type=float,
-        default=300.0,
-        help="seconds to keep trying to reach a lost dispatcher again (0: leave at once)",
+        help="seconds to keep trying to reach a lost dispatcher again (0: leave at once; "
+        f"default {_default(WorkerOptions, 'reconnect_timeout'):g})",
     )
     worker.add_argument(
         "--enforce-memory",
@@ -653,14 +701,14 @@ def _parser() -> argparse.ArgumentParser:
     worker.add_argument(
         "--drain-margin",
         type=float,
-        default=60.0,
-        help="stop taking tasks this many seconds before the walltime ends",
+        help="stop taking tasks this many seconds before the walltime ends "
+        f"(default {_default(WorkerOptions, 'drain_margin'):g})",
     )
     worker.add_argument(
         "--exit-margin",
         type=float,
-        default=10.0,
-        help="leave this many seconds before the walltime ends, whatever runs",
+        help="leave this many seconds before the walltime ends, whatever runs "
+        f"(default {_default(WorkerOptions, 'exit_margin'):g})",
     )
     _tls_client_arguments(worker)
     worker.set_defaults(handler=_cmd_worker)
@@ -672,7 +720,11 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument("-n", type=int, default=1, help="how many worker jobs to submit")
     up.add_argument("--min", type=int, help="autoscale: keep at least this many while work fits")
     up.add_argument("--max", type=int, help="autoscale: at most this many worker jobs")
-    up.add_argument("--period", type=float, default=10.0, help="autoscale: seconds between looks")
+    up.add_argument(
+        "--period",
+        type=float,
+        help=f"autoscale: seconds between looks (default {_default(autoscale, 'period'):g})",
+    )
     up.add_argument("--profile", help="a TOML site profile (see docs/cluster.md)")
     up.add_argument(
         "--dispatcher", required=True, metavar="HOST:PORT", help="where workers connect"
@@ -686,7 +738,11 @@ def _parser() -> argparse.ArgumentParser:
     down.add_argument("--dispatcher", required=True, metavar="HOST:PORT", help="their dispatcher")
     down.add_argument("--key-file", help="shared key file")
     down.add_argument("--no-drain", action="store_true", help="cancel at once, without draining")
-    down.add_argument("--drain-timeout", type=float, default=30.0, help="seconds to wait for drain")
+    down.add_argument(
+        "--drain-timeout",
+        type=float,
+        help=f"seconds to wait for drain (default {_default(stop_jobs, 'drain_timeout'):g})",
+    )
     _tls_client_arguments(down)
     down.set_defaults(handler=_cmd_down)
 

@@ -357,21 +357,21 @@ class Dispatcher:
             self._free(state, task, worker_alive=False)
             if task.result is not None:  # cancelled by its caller meanwhile
                 self._end(task)
-            elif task.id not in ran:
+                continue
+            if task.id not in ran:
                 self._requeue(task, worker_id, f"worker lost before the task began: {reason}")
-            elif task.lost >= self.config.max_retries:
+                continue
+            # The evidence a dispatcher has that a task killed its worker: it was all the
+            # worker ran when the worker went, each time.
+            task.lost_alone += len(ran) == 1
+            if task.lost >= self.config.max_retries:
                 self._end(task)
-                error = WorkerLostError(
-                    f"task {task.id} ({task.name}): {task.lost + 1} workers were lost while "
-                    f"running it, the last {worker_id} ({reason}), and it was retried "
-                    f"{self.config.max_retries} times (max_retries); a task that kills its "
-                    "worker (os._exit or a crash in an async task, or one that blocks the event "
-                    "loop past the heartbeat timeout) looks like this"
-                )
+                error = WorkerLostError(_lost_too_often(task, worker_id, reason, self.config))
                 self._finish(task, outcome.Error(error), worker=worker_id)
             else:
                 task.lost += 1
-                self._requeue(task, worker_id, f"worker lost: {reason}")
+                alone = " (the only task running there)" if len(ran) == 1 else ""
+                self._requeue(task, worker_id, f"worker lost{alone}: {reason}")
         self._kick()
 
     def drain_workers(self, pattern: str, reason: str = "asked to quit") -> list[str]:
@@ -908,6 +908,26 @@ class Dispatcher:
     def worker_states(self) -> list[WorkerState]:
         """The connected workers, in joining order."""
         return sorted(self._workers, key=lambda w: w.order)
+
+
+def _lost_too_often(task: Task, worker_id: str, reason: str, config: DispatcherConfig) -> str:
+    """Why a task whose workers kept being lost fails, with the evidence that it was the
+    cause: it was the only task running on each of them."""
+    lost, retries = task.lost + 1, config.max_retries
+    workers = "a worker was" if lost == 1 else f"{lost} workers were"
+    times = "once" if retries == 1 else f"{retries} times"
+    why = f"task {task.id} ({task.name}): {workers} lost while running it, the last {worker_id} "
+    why += f"({reason}), and it was retried {times} (max_retries)"
+    if lost > 1 and task.lost_alone == lost:
+        return (
+            f"{why}; it was the only task running on each of them, so it most likely killed "
+            "them (os._exit or a crash in an async task, or blocking the event loop past the "
+            "heartbeat timeout)"
+        )
+    return (
+        f"{why}; a task that kills its worker (os._exit or a crash in an async task, or one "
+        "that blocks the event loop past the heartbeat timeout) looks like this"
+    )
 
 
 def _placed(task: Task, worker_id: str, placement: Placement) -> TaskPlaced:

@@ -92,6 +92,7 @@ class Task:
     attempt: int = 0
     failures: int = 0
     lost: int = 0
+    lost_alone: int = 0  # of those lost workers, how many ran this task and no other
     worker: str | None = None
     allocation: Resources | None = None
     pool_allocation: Resources | None = None

@@ -690,3 +690,35 @@ def test_the_autoscaler_exits_0_with_one_line_when_its_dispatcher_ends(
     assert _one_line(err) == (
         f"grainlike up: the dispatcher at {address} has gone: no worker job to cancel"
     )
+
+
+def test_the_command_line_passes_on_only_what_was_given(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The library owns its defaults: an option left out is not passed at all.
+    from grainlike.worker import Departure, WorkerOptions
+
+    workers: list[WorkerOptions] = []
+
+    async def serve(
+        address: str, key: bytes, capacity: object, options: WorkerOptions, *_: object
+    ) -> Departure:
+        workers.append(options)
+        return Departure("drained: by the test")
+
+    monkeypatch.setattr("grainlike._uplink.serve_remote_worker", serve)
+    monkeypatch.setenv("GRAINLIKE_KEY", bytes(range(32)).hex())
+    worker = ["worker", "127.0.0.1:9", "--resources", "cores:1,mem:1G,disk:0"]
+    assert main(worker) == 0
+    assert main([*worker, "--connect-timeout", "5", "--exit-margin", "2"]) == 0
+    assert workers[0] == WorkerOptions()
+    assert workers[1] == WorkerOptions(connect_timeout=5.0, exit_margin=2.0)
+
+    runs: list[dict[str, object]] = []
+    monkeypatch.setattr(gl, "run", lambda main, **options: runs.append(options))
+    script = tmp_path / "flow.py"
+    script.write_text("async def main():\n    return 1\n")
+    assert main(["run", str(script), "--no-progress"]) == 0
+    assert main(["run", str(script), "--max-retries", "0", "--no-worker-grace", "5"]) == 0
+    assert "max_retries" not in runs[0] and "no_worker_grace" not in runs[0]
+    assert (runs[1]["max_retries"], runs[1]["no_worker_grace"]) == (0, 5.0)

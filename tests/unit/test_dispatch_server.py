@@ -26,6 +26,7 @@ from grainlike.dispatch import (
     Dispatcher,
     DispatcherConfig,
     Event,
+    TaskRetried,
     WorkerDrained,
     WorkerJoined,
     WorkerLost,
@@ -95,8 +96,8 @@ class Cluster:
 
 
 @asynccontextmanager
-async def cluster(**server: Any) -> AsyncIterator[Cluster]:
-    dispatcher = Dispatcher(DispatcherConfig(unsatisfiable_grace=60.0))
+async def cluster(*, max_retries: int = 3, **server: Any) -> AsyncIterator[Cluster]:
+    dispatcher = Dispatcher(DispatcherConfig(unsatisfiable_grace=60.0, max_retries=max_retries))
     events: list[Event] = []
     dispatcher.events.subscribe(events.append)
     async with trio.open_nursery() as nursery:
@@ -229,10 +230,36 @@ async def test_a_task_whose_workers_keep_dying_fails_after_its_retries_naming_th
             await c.until(lambda: handle.task.worker is None)
         with pytest.raises(WorkerLostError) as caught:
             await handle
-    assert str(caught.value).startswith(
+    assert str(caught.value) == (
         f"task {handle.id} (double): 4 workers were lost while running it, the last v3 "
-        "(the worker closed its connection), and it was retried 3 times (max_retries)"
+        "(the worker closed its connection), and it was retried 3 times (max_retries); it was "
+        "the only task running on each of them, so it most likely killed them (os._exit or a "
+        "crash in an async task, or blocking the event loop past the heartbeat timeout)"
     )
+    retried = [e for e in c.events if isinstance(e, TaskRetried)]
+    assert retried[0].reason == (
+        "worker lost (the only task running there): the worker closed its connection"
+    )
+
+
+async def test_a_task_lost_with_others_is_not_named_the_cause(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with cluster(max_retries=0) as c:
+        handles = [submit(c.dispatcher, double, x) for x in (1, 2)]
+        framed = await c.pair()
+        await hello_from(framed, parse_resources("cores:2", capacity=True), "v0")
+        await c.until(lambda: all(h.task.worker is not None for h in handles))
+        await framed.aclose()
+        for handle in handles:
+            with pytest.raises(WorkerLostError) as caught:
+                await handle
+            assert str(caught.value) == (
+                f"task {handle.id} (double): a worker was lost while running it, the last v0 "
+                "(the worker closed its connection), and it was retried 0 times (max_retries); "
+                "a task that kills its worker (os._exit or a crash in an async task, or one "
+                "that blocks the event loop past the heartbeat timeout) looks like this"
+            )
 
 
 # -- sizes: one task's size never kills a connection ------------------------------------------

@@ -266,6 +266,43 @@ async def test_with_a_grace_period_an_unsatisfiable_request_fails_after_it(
         assert 9 <= trio.current_time() - start <= 10  # the watch ticks once a second
 
 
+async def test_with_a_no_worker_grace_tasks_fail_once_no_worker_was_connected_that_long(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with serving(no_worker_grace=30.0, unsatisfiable_grace=60.0) as dispatcher:
+        link = attach(dispatcher, "w1", "cores:1")
+        running = submit(dispatcher, Cores(1))
+        await settle()
+        [task] = link.started
+        dispatcher.remove_worker("w1", "its job ended", lost=True)
+        queued = submit(dispatcher, Cores(1))
+        await trio.sleep(20)
+        assert not running.done() and not queued.done()
+        assert dispatcher.explain(queued.task) == (
+            f"task {queued.id} (task) waits: no worker is connected "
+            "(for 20s; the last one, w1 left: its job ended)"
+        )
+        start = trio.current_time()
+        with pytest.raises(UnsatisfiableError, match=r"no worker has been connected for 30s"):
+            await queued
+        with pytest.raises(UnsatisfiableError, match=r"\(no_worker_grace\)"):
+            await running  # requeued when its worker was lost, then failed alike
+        assert 9 <= trio.current_time() - start <= 11  # 30 s after the worker left
+    assert task.id == running.id
+
+
+async def test_without_a_no_worker_grace_tasks_wait_for_workers(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with serving(unsatisfiable_grace=60.0) as dispatcher:
+        handle = submit(dispatcher, Cores(1))
+        await trio.sleep(3600)
+        assert not handle.done()
+        link = attach(dispatcher, "late", "cores:1")
+        await settle()
+        assert [t.id for t in link.started] == [handle.id]
+
+
 async def test_a_request_that_fits_a_worker_joining_within_the_grace_runs(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
