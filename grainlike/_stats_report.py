@@ -26,7 +26,7 @@ class GroupReport:
     measured)."""
 
     group: str
-    runs: int
+    measured_runs: int  # runs with measurements (wall time, CPU, memory, disk)
     wall_mean: float | None
     wall_max: float | None
     cores_used: float | None
@@ -89,14 +89,15 @@ def _cores(value: float | None) -> str:
 
 def _limits(report: GroupReport) -> str:
     if report.wtime_limits is None:
-        return f"- ({report.wtime_runs} runs of 10s or more)" if report.wtime_runs else "-"
+        # Counted are the runs long enough for the learning rule of the run they were in.
+        return f"- ({report.wtime_runs} runs counted)" if report.wtime_runs else "-"
     hard, soft = report.wtime_limits
     return f"{format_seconds(hard)} (soft {format_seconds(soft)})"
 
 
 _COLUMNS = (
     "group",
-    "runs",
+    "measured runs",
     "wall mean",
     "wall max",
     "cores used",
@@ -113,7 +114,7 @@ _COLUMNS = (
 def _cells(report: GroupReport) -> tuple[str, ...]:
     return (
         report.group,
-        str(report.runs),
+        str(report.measured_runs),
         _seconds(report.wall_mean),
         _seconds(report.wall_max),
         _cores(report.cores_used),

@@ -10,7 +10,7 @@ import pytest
 
 from grainlike._stats_report import group_reports, render_stats
 from grainlike.cli import main
-from grainlike.dispatch import LearnedLimits
+from grainlike.dispatch import LearnedLimits, LearningRule
 
 MB = 2**20
 
@@ -33,7 +33,7 @@ def test_stats_prints_one_line_a_group(store: Path, capsys: pytest.CaptureFixtur
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == f"{store}: 2 group(s)"
     assert lines[2] == (
-        "  relax: runs 5, wall mean 2s, wall max 2s, cores used 0.65, mem median 120M, "
+        "  relax: measured runs 5, wall mean 2s, wall max 2s, cores used 0.65, mem median 120M, "
         "mem max 140M, disk median -, disk max -, mem label 154M, disk label -, "
         "wtime limit 27s (soft 19s)"
     )
@@ -45,7 +45,7 @@ def test_stats_json_has_every_figure_in_bytes_and_seconds(
 ) -> None:
     assert main(["stats", "--stats", str(store), "--json"]) == 0
     io_group, relax = json.loads(capsys.readouterr().out)
-    assert relax["group"] == "relax" and relax["runs"] == 5
+    assert relax["group"] == "relax" and relax["measured_runs"] == 5
     assert relax["memory_median"] == 120 * MB and relax["memory_max"] == 140 * MB
     assert relax["memory_label"] == 154 * MB
     assert relax["cores_used"] == pytest.approx(0.65)
@@ -74,3 +74,19 @@ def test_a_missing_store_is_a_one_line_error(
         f"grainlike stats: {tmp_path / 'none.db'}: no learned store there yet "
         "(a run with --stats PATH makes one)"
     )
+
+
+def test_a_group_timed_but_never_measured_says_what_it_counted(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Async tasks on the embedded worker run no process of their own: nothing is measured,
+    # yet their durations count towards the WTime limits under a short min_duration.
+    path = tmp_path / "learned.db"
+    learned = LearnedLimits.open(path, LearningRule(min_duration=0.01))
+    for _ in range(2):
+        learned.record("g", 0.05)
+    learned.close()
+    assert main(["stats", "--stats", str(path)]) == 0
+    line = capsys.readouterr().out.splitlines()[1]
+    assert line.startswith("  g: measured runs 0, wall mean -,")
+    assert line.endswith("wtime limit - (2 runs counted)")
