@@ -122,7 +122,7 @@ def test_autolabel_packs_tighter_once_the_groups_are_learned_and_starts_learned_
     )
     stats = json.loads(_run(sys.executable, "-m", "grainlike", "stats", "--stats", store, "--json"))
     assert [group["group"] for group in stats] == ["relax", "scan"]
-    assert stats[0]["runs"] == 24
+    assert stats[0]["measured_runs"] == 24
     assert stats[0]["memory_label"] / 2**20 == pytest.approx(int(relax[1]), abs=0.5)
 
 
