@@ -262,9 +262,11 @@ class Dispatcher:
         else:
             self._resolve(task, result, worker="journal", duration=0.0)
 
-    def _abort(self, task: Task) -> None:
-        """Cancel a task: drop it from the queue, or stop it on its worker."""
-        cancelled = outcome.Error(TaskCancelledError(f"task {task.id} ({task.name}) was cancelled"))
+    def _abort(self, task: Task, why: str = "") -> None:
+        """Cancel a task: drop it from the queue, or stop it on its worker (``why``: the
+        reason its caller and the event log are given, after "was cancelled")."""
+        message = f"task {task.id} ({task.name}) was cancelled{why}"
+        cancelled = outcome.Error(TaskCancelledError(message))
         if task.state is TaskState.QUEUED:
             self._queue.discard(task)
             self._end(task)
@@ -614,7 +616,7 @@ class Dispatcher:
         task.allocation = task.pool_allocation = None
 
     def _requeue(self, task: Task, worker_id: str, reason: str) -> None:
-        self._cancel_children(task)  # the next attempt submits its own
+        self._cancel_children(task, "is run again")  # the next attempt submits its own
         if self.journal is not None:
             self.journal.retried(task, worker_id, reason)
         task.requeue()
@@ -641,11 +643,11 @@ class Dispatcher:
             # Its inputs' values are not kept alive by a handle to it that is kept.
             task.work = Call(work.fn, (), {}, work.is_async, work.executor)
 
-    def _cancel_children(self, task: Task) -> None:
+    def _cancel_children(self, task: Task, what: str = "ended") -> None:
         children, task.children = task.children, None
         for child in (children or {}).values():
             if child.result is None:
-                self._abort(child)
+                self._abort(child, f": its parent, task {task.id} ({task.name}), {what}")
 
     def _finish(
         self,

@@ -419,7 +419,8 @@ def capacity_problem(capacity: Resources) -> str | None:
         if isinstance(part, Cores | GPU):
             most = MAX_WORKER_IDS[type(part)]
             if most < part.N:
-                return f"it offers {part.N} {part.label} IDs, more than {most}"
+                noun = {"cores": "core", "gpu": "GPU"}.get(part.label, part.label)
+                return f"it offers {part.N} {noun} IDs, more than {most}"
         elif isinstance(part, Size) and (part.group is not None or not part.sized):
             return f"it offers {part}, a learned group rather than a size"
         elif isinstance(part, Memory) and part.kib > MAX_WORKER_MEMORY_KIB:

@@ -442,7 +442,7 @@ async def test_a_worker_claiming_a_huge_capacity_is_refused_with_the_reason(
         framed = await c.pair()
         reply = await hello_from(framed, as_resources(Cores(20_000)))
     assert isinstance(reply, Refused)
-    assert reply.reason == "it offers 20000 cores IDs, more than 16384"
+    assert reply.reason == "it offers 20000 core IDs, more than 16384"
     assert c.dispatcher.worker_ids() == []
 
 

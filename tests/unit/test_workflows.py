@@ -74,7 +74,10 @@ async def test_when_a_parent_ends_its_pending_subtasks_are_cancelled(
         await trio.testing.wait_all_tasks_blocked()
         assert all(h.done() for h in handles)
         for handle in handles:
-            with pytest.raises(TaskCancelledError):
+            with pytest.raises(
+                TaskCancelledError,
+                match=r"was cancelled: its parent, task \d+ \(.*careless\), ended",
+            ):
                 handle.result()
         assert (session.dispatcher.queued(), session.dispatcher.running()) == (0, 0)
 
