@@ -19,18 +19,23 @@ from grainlike import Cores
 WORK = 3_000_000
 
 
-def burn(n: int) -> int:
-    """Pure Python, no I/O: it needs a core of its own (and an interpreter of its own)."""
+def burn(n: int) -> tuple[int, list[int], float]:
+    """Pure Python, no I/O: it needs a core of its own (and an interpreter of its own).
+
+    Returns where it ran (the process and the cores it may use) and the CPU time it took.
+    """
+    cpu = time.thread_time()
     total = 0
     for i in range(n):
         total += i * i
-    return total
+    assert total > 0
+    return os.getpid(), sorted(os.sched_getaffinity(0)), time.thread_time() - cpu
 
 
-async def timed(bound: gl.Bound, count: int) -> float:
+async def timed(bound: gl.Bound, count: int) -> tuple[float, list[tuple[int, list[int], float]]]:
     start = time.perf_counter()
-    await gl.gather(*(bound(WORK) for _ in range(count)))
-    return time.perf_counter() - start
+    ran = await gl.gather(*(bound(WORK) for _ in range(count)))
+    return time.perf_counter() - start, ran
 
 
 async def main() -> None:
@@ -39,12 +44,23 @@ async def main() -> None:
     for executor, where in (("process", "worker processes"), ("thread", "worker threads")):
         bound = (burn @ Cores(1)).options(executor=executor)
         await timed(bound, cores)  # warm: every worker process started
-        rounds = [(await timed(bound, 1), await timed(bound, cores)) for _ in range(3)]
-        one, together = (statistics.median(times) for times in zip(*rounds, strict=True))
-        speedup = statistics.median(cores * alone / all_at_once for alone, all_at_once in rounds)
+        rounds = [((await timed(bound, 1))[0], await timed(bound, cores)) for _ in range(3)]
+        one = statistics.median(alone for alone, _ in rounds)
+        together = statistics.median(wall for _, (wall, _) in rounds)
+        speedup = statistics.median(cores * alone / wall for alone, (wall, _) in rounds)
         print(
             f"{where}: one task {one:.2f} s, {cores} at once {together:.2f} s, "
             f"speed-up {speedup:.2f}x"
+        )
+        # The last round's tasks: how many processes, which cores, and how much CPU time they
+        # used together in how much time (more CPU than time: they ran side by side).
+        wall, ran = rounds[-1][1]
+        pids = {pid for pid, _, _ in ran}
+        pinned = " ".join(str(affinity) for _, affinity, _ in ran)
+        cpu = sum(used for _, _, used in ran)
+        print(
+            f"{where}: {cores} at once ran in {len(pids)} process(es), on cores {pinned}, "
+            f"and used {cpu:.2f} s of CPU in {wall:.2f} s"
         )
 
 

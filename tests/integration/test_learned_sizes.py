@@ -53,6 +53,8 @@ async def test_a_group_learns_its_label_and_then_three_fit_where_one_did(tmp_pat
         spans.clear()
         await gl.gather(*[relax(150) for _ in range(6)])
         assert most_at_once(spans) == 3  # labelled: three at once on 3 cores and 1G
+        # Those six were measured too: a larger peak among them raises the label.
+        label = session.dispatcher.learned.label("mem", "relax")
     # A new run reads the label from the store.
     async with gl.open_session(stats=store, resources="cores:3,mem:1G") as session:
         assert session.dispatcher.learned.label("mem", "relax") == label
