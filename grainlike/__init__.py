@@ -2,6 +2,7 @@
 
 from ._exceptions import AuthenticationError as AuthenticationError
 from ._exceptions import ConfigError as ConfigError
+from ._exceptions import DiskLimitError as DiskLimitError
 from ._exceptions import GrainlikeError as GrainlikeError
 from ._exceptions import InsufficientResourcesError as InsufficientResourcesError
 from ._exceptions import MemoryLimitError as MemoryLimitError
@@ -39,6 +40,7 @@ __all__ = [
     "Cores",
     "Counter",
     "Disk",
+    "DiskLimitError",
     "GrainlikeError",
     "InsufficientResourcesError",
     "Kind",

@@ -92,3 +92,8 @@ class TaskCancelledError(GrainlikeError):
 
 class MemoryLimitError(GrainlikeError):
     """Raised when a task's process tree used more resident memory than its ``Memory`` request."""
+
+
+class DiskLimitError(GrainlikeError):
+    """Raised when a task's scratch directory grew past the size of its ``Disk(group=...)``
+    request (a learned label, or the group's first guess)."""

@@ -24,14 +24,16 @@ import trio
 
 from .._exceptions import (
     ConfigError,
+    DiskLimitError,
     GrainlikeError,
     MemoryLimitError,
     TaskCancelledError,
     UnsatisfiableError,
     WorkerLostError,
 )
-from ..resource import GPU, ZERO, Cores, Memory, Resources, WTime
-from ..resource._units import format_seconds
+from ..resource import GPU, ZERO, Cores, Disk, Memory, Resources, WTime
+from ..resource._size import Size
+from ..resource._units import format_gb, format_seconds
 from ..wire import Call, PackedCall, Usage
 from ._deps import Dependencies, SharedInputs, dependencies, first_failure, with_values
 from ._events import (
@@ -511,8 +513,9 @@ class Dispatcher:
             return
         del state.running[task_id]
         grown = None
-        if type(result) is outcome.Error and isinstance(result.error, MemoryLimitError):
-            grown = self._grow(task)  # while it still holds what it exceeded
+        if type(result) is outcome.Error and isinstance(result.error, _LABEL_ERRORS):
+            # While it still holds what it exceeded.
+            grown = self._grow(task, Memory if type(result.error) is MemoryLimitError else Disk)
         if not task.began and task.result is None and self.events.active:
             # Its start was not reported apart (and it was not cancelled meanwhile).
             self.events.publish(TaskStarted(task_id, worker_id, attempt))
@@ -536,13 +539,16 @@ class Dispatcher:
             self._end(task)
             return
         if grown is not None:
+            assert isinstance(result, outcome.Error)
+            kind: type[Size] = Memory if type(result.error) is MemoryLimitError else Disk
             self._grown[task.id] = task.request
             self._grown_requests.add(grown)
             task.request = grown
-            memory = grown.get(Memory)
-            assert memory is not None
+            size = grown.get(kind)
+            assert size is not None
+            what = "memory" if kind is Memory else "disk"
             self._requeue(
-                task, worker_id, f"over its memory label: retried once with {memory.M:g}G"
+                task, worker_id, f"over its {what} label: retried once with {format_gb(size.gb)}"
             )
             return
         elif (
@@ -554,19 +560,18 @@ class Dispatcher:
             self._requeue(task, worker_id, f"failed: {_describe(result.error)}")
             return
         grew = self._grown and task.id in self._grown
-        if grew and isinstance(result, outcome.Error) and type(result.error) is MemoryLimitError:
-            result = outcome.Error(
-                MemoryLimitError(f"{result.error} (after one retry with twice its label)")
-            )
+        if grew and isinstance(result, outcome.Error) and type(result.error) in _LABEL_ERRORS:
+            error = type(result.error)(f"{result.error} (after one retry with twice its label)")
+            result = outcome.Error(error)
         self._end(task)
         self._finish(task, result, worker=worker_id, duration=duration, usage=usage)
 
-    def _grow(self, task: Task) -> Resources | None:
-        """The request of the one retry of a task that exceeded its memory label (``None``:
-        it asked for no group, was retried so already, or nothing larger exists)."""
+    def _grow(self, task: Task, kind: type[Size]) -> Resources | None:
+        """The request of the one retry of a task that exceeded its memory or disk label
+        (``None``: it asked for no group, was retried so already, or nothing larger exists)."""
         if task.id in self._grown:
             return None
-        return grown_request(task.request, task.allocation, self.learned, self._workers)
+        return grown_request(task.request, task.allocation, self.learned, self._workers, kind)
 
     def _hand_over(self, state: WorkerState, task: Task) -> bool:
         """Start the next queued task in the allocation of one that ended, if that is what a
@@ -910,6 +915,10 @@ class Dispatcher:
     def worker_states(self) -> list[WorkerState]:
         """The connected workers, in joining order."""
         return sorted(self._workers, key=lambda w: w.order)
+
+
+#: What a worker stops a task of a learned group for: over its memory or its disk label.
+_LABEL_ERRORS = (MemoryLimitError, DiskLimitError)
 
 
 def _lost_too_often(task: Task, worker_id: str, reason: str, config: DispatcherConfig) -> str:

@@ -3,7 +3,7 @@
 A group's request takes its learned label once there is one (``_measured.py``), else its first
 guess, else the largest amount any connected worker has (Work Queue's "max" first allocation).
 A label is never more than the largest worker has, so that a group whose tasks once fitted
-still fits.  A task killed for exceeding its memory label is retried once with twice it.
+still fits.  A task killed for exceeding its memory or disk label is retried once with twice it.
 """
 
 from __future__ import annotations
@@ -56,21 +56,23 @@ def grown_request(
     held: Resources | None,
     learned: LearnedLimits,
     workers: Iterable[WorkerState],
+    kind: type[Size] = Memory,
 ) -> Resources | None:
-    """The request for the one retry of a task of a ``Memory`` group that exceeded the
-    ``held`` allocation: twice what it held (or, if more, the size that fits every measured
-    run of the group), at most the largest worker's memory; ``None`` when it asked for no
-    group, or nothing larger exists."""
-    memory = request.get(Memory)
-    had = held.get(Memory) if held is not None else None
-    if memory is None or memory.group is None or had is None:
+    """The request for the one retry of a task of a ``Memory`` (or ``Disk``) group that
+    exceeded the ``held`` allocation: twice what it held (or, if more, the size that fits
+    every measured run of the group), at most the largest worker's; ``None`` when it asked
+    for no group, or nothing larger exists."""
+    part = request.get(kind)
+    had = held.get(kind) if held is not None else None
+    if part is None or part.group is None or had is None:
         return None
-    largest = _largest(Memory, workers)
-    target = max(2 * had.kib, learned.largest_label(MEM, memory.group) or 0)
+    metric = MEM if kind is Memory else DISK
+    largest = _largest(kind, workers)
+    target = max(2 * had.kib, learned.largest_label(metric, part.group) or 0)
     target = min(target, largest if largest is not None else target)
     if target <= had.kib:
         return None
-    return _replaced(request, Memory.from_kib(target, memory.group))
+    return _replaced(request, kind.from_kib(target, part.group))
 
 
 def learn_usage(learned: LearnedLimits, request: Resources, usage: Usage) -> None:

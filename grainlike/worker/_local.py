@@ -17,8 +17,9 @@ import attrs
 import outcome
 import trio
 
-from .._exceptions import TaskCancelledError, TaskFailedError
+from .._exceptions import DiskLimitError, TaskCancelledError, TaskFailedError
 from ..resource import Disk, Memory
+from ..resource._units import format_gb
 from ..wire import Call, CallUnpacker, PackedCall, Usage
 from ._context import TaskContext, UsageMeter
 from ._execute import Assignment, run_work
@@ -209,9 +210,17 @@ class LocalWorker:
         in_pool = not (work.is_async or work.executor == "thread")
         directory: Path | None = None
         result: outcome.Outcome[Any] | None = None
-        if allocation.get(Disk) is not None:
+        disk = allocation.get(Disk)
+        over_disk: list[int] = []  # the size a walk found over the label, if one did
+        if disk is not None:
+            limit = None if disk.group is None else disk.kib * 1024  # a learned label holds
+
+            def over(size: int) -> None:
+                over_disk.append(size)
+                scope.cancel()
+
             try:
-                directory = self._scratch.create(task_id)
+                directory = self._scratch.create(task_id, limit, over)
             except OSError as error:  # the root is gone, full or read-only: this task fails
                 message = f"task {task_id}: cannot make its scratch directory: {error}"
                 result = outcome.Error(TaskFailedError(message))
@@ -254,7 +263,16 @@ class LocalWorker:
                         message = f"task {task_id}: its scratch directory stayed: {error}"
                         result = outcome.Error(TaskFailedError(message))
         del self._scopes[task_id]
-        if scope.cancelled_caught or result is None:
+        if over_disk:
+            assert disk is not None
+            reached, label = format_gb(over_disk[0] / 2**30), format_gb(disk.gb)
+            result = outcome.Error(
+                DiskLimitError(
+                    f"task {task_id} ({work.name}): its scratch directory reached {reached}, "
+                    f"more than its {label} (Disk request); the task was stopped"
+                )
+            )
+        elif scope.cancelled_caught or result is None:
             result = outcome.Error(TaskCancelledError(f"task {task_id} was cancelled"))
         duration = clock.current_time() - start
         meter = self._meters.pop(task_id, None) if self._meters else None

@@ -3,8 +3,10 @@
 A task whose allocation holds ``Disk`` gets a fresh directory under the root (mode 0700, made
 by ``tempfile.mkdtemp``), removed when the task ends, whatever the outcome.  While tasks hold
 directories, one sampler walks each of them about once a second to find its peak size; the
-walk is the final measurement too, just before the directory goes.  Nothing limits what a task
-writes there: the size is measured, not enforced.
+walk is the final measurement too, just before the directory goes.  A directory made with a
+limit (a task of a learned ``Disk`` group) that a walk finds over it is reported once, and its
+task stopped (``DiskLimitError``); otherwise the size is measured, not enforced.  Between two
+walks a task may write past its limit: the limit is a label, not a quota.
 """
 
 from __future__ import annotations
@@ -186,16 +188,25 @@ class ScratchDirectories:
     root: Path
     interval: float = SCRATCH_INTERVAL
     _peaks: dict[Path, int] = attrs.field(init=False, factory=dict)
+    #: Per limited directory: its limit in bytes, and whom to tell (once) when it is over.
+    _limits: dict[Path, tuple[int, Callable[[int], None]]] = attrs.field(init=False, factory=dict)
     _added: trio.Event = attrs.field(init=False, factory=trio.Event)
 
-    def create(self, task_id: int) -> Path:
+    def create(
+        self, task_id: int, limit: int | None = None, over: Callable[[int], None] | None = None
+    ) -> Path:
         """A fresh directory for task ``task_id``, mode 0700; measured until ``finish``.
+
+        With ``limit`` (bytes), the first walk that finds the directory larger calls ``over``
+        with its size.
 
         Raises:
             OSError: when it cannot be made (the root is gone, full or not writable).
         """
         path = Path(tempfile.mkdtemp(prefix=f"grainlike-task-{task_id}-", dir=self.root))
         self._peaks[path] = 0
+        if limit is not None and over is not None:
+            self._limits[path] = limit, over
         self._added.set()
         return path
 
@@ -212,6 +223,7 @@ class ScratchDirectories:
             OSError: when the directory could not be removed.
         """
         peak = self._peaks.pop(path, 0)
+        self._limits.pop(path, None)
         size, error = await trio.to_thread.run_sync(_measure_and_remove, path)
         if error is not None:
             raise error
@@ -234,4 +246,8 @@ class ScratchDirectories:
                 size = await trio.to_thread.run_sync(directory_size, path)
                 if path in self._peaks:  # not finished meanwhile
                     self._peaks[path] = max(self._peaks[path], size)
+                    limited = self._limits.get(path)
+                    if limited is not None and size > limited[0]:
+                        del self._limits[path]
+                        limited[1](size)
             interval = max(self.interval, 20 * (time.perf_counter() - began))

@@ -26,7 +26,7 @@ import trio
 
 import grainlike as gl
 from grainlike import Cores, Disk, TaskFailedError, WTime
-from grainlike.dispatch import Event, TaskFinished, WorkerJoined
+from grainlike.dispatch import Event, TaskFinished, TaskRetried, WorkerJoined
 from grainlike.wire import Usage
 
 pytestmark = pytest.mark.slow
@@ -420,3 +420,27 @@ def test_grainlike_detect_reports_the_scratch_root(tmp_path: Path) -> None:
     )
     assert ",disk:" in text.stdout
     assert f"scratch: {tmp_path} (" in text.stderr
+
+
+def write_then_wait(mb: int, wait: float) -> int:
+    (gl.GVAR.scratch / "data").write_bytes(bytes(mb * MB))
+    time.sleep(wait)  # long enough for a walk of the directory to see it
+    return mb
+
+
+async def test_a_disk_group_task_over_its_label_is_stopped_and_retried_once_with_twice_it(
+    tmp_path: Path,
+) -> None:
+    io = (write_then_wait @ Cores(1) & Disk("4M", group="io")).options(name="io")
+    async with session(tmp_path) as events:
+        assert await io(6, 3.0) == 6  # over 4M, within 8M
+        with pytest.raises(gl.DiskLimitError) as caught:
+            await io(12, 3.0)  # over 8M too
+    retried = [e for e in events if isinstance(e, TaskRetried)]
+    assert [e.reason for e in retried] == ["over its disk label: retried once with 8M"] * 2
+    assert str(caught.value).endswith(
+        "more than its 8M (Disk request); the task was stopped (after one retry with twice "
+        "its label)"
+    ), caught.value
+    assert "its scratch directory reached 12" in str(caught.value)
+    assert list(tmp_path.iterdir()) == []  # every directory went, the stopped ones too
