@@ -4,6 +4,7 @@ and statistics file cannot be written still finishing with main's result."""
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -138,6 +139,77 @@ async def test_a_worker_that_finds_every_handshake_slot_taken_retries_and_joins(
                 await stream.aclose()
             worker.kill()
             await worker.wait()
+
+
+FEW_FILES_SCRIPT = """
+import resource
+import sys
+
+import grainlike as gl
+from grainlike import Cores
+
+resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))  # the dispatcher runs out of descriptors
+
+
+async def where():
+    return gl.GVAR.instance
+
+
+async def main():
+    print("ran on", await (where @ Cores(1))(), flush=True)
+
+
+gl.run(main, listen=sys.argv[1], local=False, key=bytes(range(32)), stats=None,
+       handshake_timeout=2.0, progress=False)
+"""
+
+
+async def test_a_dispatcher_out_of_file_descriptors_warns_now_and_then_and_serves_later(
+    tmp_path: Path,
+) -> None:
+    keys = key_file(tmp_path / "grainlike")
+    script = tmp_path / "few_files.py"
+    script.write_text(FEW_FILES_SCRIPT)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    dispatcher = await trio.lowlevel.open_process(
+        [sys.executable, str(script), f"127.0.0.1:{port}"],
+        env=environment(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    silent: list[trio.SocketStream] = []
+    try:
+        with trio.fail_after(30):
+            while not silent:
+                try:
+                    silent.append(await trio.open_tcp_stream("127.0.0.1", port))
+                except OSError:
+                    await trio.sleep(0.05)
+        for _ in range(99):  # more than the dispatcher has descriptors for
+            silent.append(await trio.open_tcp_stream("127.0.0.1", port))
+        await trio.sleep(1.0)  # it accepts what it can, then waits for descriptors
+        worker = await start_worker(f"127.0.0.1:{port}", "patient", "--key-file", str(keys))
+        await trio.sleep(1.0)
+        for stream in silent:  # the handshake timeout would drop them too, two seconds on
+            await stream.aclose()
+        err = await wait_for_exit(dispatcher)
+        assert dispatcher.returncode == 0, err
+        assert dispatcher.stdout is not None
+        assert (await dispatcher.stdout.receive_some()).decode() == "ran on patient\n"
+        assert "Traceback" not in err
+        warnings = [line for line in err.splitlines() if "cannot accept connections now" in line]
+        assert warnings and "Too many open files" in warnings[0], err
+        assert len(warnings) <= 3, err  # one every 5 s at most, however many attempts
+        worker.kill()
+        await worker.wait()
+    finally:
+        for stream in silent:
+            await stream.aclose()
+        if dispatcher.returncode is None:
+            dispatcher.kill()
+            await dispatcher.wait()
 
 
 CLI_SCRIPT = """
