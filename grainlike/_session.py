@@ -98,6 +98,8 @@ class SessionOptions(TypedDict, total=False):
         heartbeat_interval: Seconds between heartbeats (default 1).
         heartbeat_timeout: Seconds of silence after which a peer is gone (default 10).
         handshake_timeout: Seconds a connecting peer has to authenticate (default 10).
+        max_pending_handshakes: Connections that may be authenticating at once; more are
+            closed at once, and their workers try again (default 128).
         max_frame: The largest frame in bytes (default 64 MiB).
         pipeline_window: Seconds of short tasks sent ahead per running one (0: off).
         pipeline_depth: At most this many tasks sent ahead per running one (default 32).
@@ -129,6 +131,7 @@ class SessionOptions(TypedDict, total=False):
     heartbeat_interval: float
     heartbeat_timeout: float
     handshake_timeout: float
+    max_pending_handshakes: int
     max_frame: int
     pipeline_window: float
     pipeline_depth: int
@@ -148,7 +151,14 @@ _DISPATCHER_OPTIONS = frozenset(
     }
 )
 _SERVER_OPTIONS = frozenset(
-    {"heartbeat_interval", "heartbeat_timeout", "handshake_timeout", "max_frame", "pipeline_depth"}
+    {
+        "heartbeat_interval",
+        "heartbeat_timeout",
+        "handshake_timeout",
+        "max_pending_handshakes",
+        "max_frame",
+        "pipeline_depth",
+    }
 )
 
 

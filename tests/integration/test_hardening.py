@@ -117,13 +117,15 @@ async def test_a_worker_pinning_the_auto_certificate_joins_and_others_are_refuse
 async def test_a_worker_that_finds_every_handshake_slot_taken_retries_and_joins(
     tmp_path: Path,
 ) -> None:
-    # 128 silent connections fill the dispatcher's pending handshakes; it closes the worker's
+    # Silent connections fill the dispatcher's pending handshakes; it closes the worker's
     # connection at once, with the worker's greeting unread, which resets it.
     keys = key_file(tmp_path / "grainlike")
-    async with gl.open_session(listen="127.0.0.1:0", local=False, key=KEY, stats=None) as session:
+    async with gl.open_session(
+        listen="127.0.0.1:0", local=False, key=KEY, stats=None, max_pending_handshakes=8
+    ) as session:
         assert session.address is not None
         host, port = session.address.rsplit(":", 1)
-        silent = [await trio.open_tcp_stream(host, int(port)) for _ in range(128)]
+        silent = [await trio.open_tcp_stream(host, int(port)) for _ in range(8)]
         worker = await start_worker(session.address, "late", "--key-file", str(keys))
         try:
             await trio.sleep(1.5)
