@@ -53,13 +53,14 @@ def _lanes(model: RunModel) -> tuple[dict[str, list[Any]], list[list[int]]]:
 
     Also returns, for each run, the indices of its lanes' rows.
     """
-    rows = stack_rows(model.runs, _lane_keys, limit=LANE_ROWS)
+    lane_keys = [_lane_keys(run) for run in model.runs]
+    rows = stack_rows(model.runs, lane_keys, limit=LANE_ROWS)
     keys: set[tuple[int, int, int, int]] = set()
     for span, worker in enumerate(model.workers):
         keys.update((span, CORE_LANE, core, 0) for core in worker.cores)
         keys.update((span, GPU_LANE, gpu, 0) for gpu in worker.gpus)
-    for run, own in zip(model.runs, rows, strict=True):
-        keys.update((*key, row) for key, row in zip(_lane_keys(run), own, strict=True))
+    for own_keys, own in zip(lane_keys, rows, strict=True):
+        keys.update((*key, row) for key, row in zip(own_keys, own, strict=True))
     columns: dict[str, list[Any]] = {"span": [], "kind": [], "id": [], "row": []}
     index: dict[tuple[int, int, int, int], int] = {}
     for key in sorted(keys):
@@ -67,8 +68,8 @@ def _lanes(model: RunModel) -> tuple[dict[str, list[Any]], list[list[int]]]:
         for column, value in zip(("span", "kind", "id", "row"), key, strict=True):
             columns[column].append(value)
     run_lanes = [
-        [index[*key, row] for key, row in zip(_lane_keys(run), own, strict=True)]
-        for run, own in zip(model.runs, rows, strict=True)
+        [index[*key, row] for key, row in zip(own_keys, own, strict=True)]
+        for own_keys, own in zip(lane_keys, rows, strict=True)
     ]
     return columns, run_lanes
 

@@ -7,7 +7,7 @@ read them.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Hashable, Sequence
 from typing import Any
 
 import attrs
@@ -172,9 +172,9 @@ class RunModel:
 
 
 def stack_rows(
-    runs: Sequence[Run], lanes_of: Callable[[Run], Sequence[Hashable]], limit: int | None = None
+    runs: Sequence[Run], lanes: Sequence[Sequence[Hashable]], limit: int | None = None
 ) -> list[tuple[int, ...]]:
-    """For each run, a row within each of its lanes, so that no two runs of a row overlap.
+    """For each run, a row within each of its ``lanes``, so that no two runs of a row overlap.
 
     Runs share a lane when a task gave its cores back for a while (``gl.released()``) and
     another ran on them, or when they hold neither cores nor GPUs (a worker's "no cores"
@@ -184,9 +184,9 @@ def stack_rows(
     """
     free: dict[Hashable, list[tuple[float, int]]] = {}  # per lane: (free from, row), a heap
     rows: list[tuple[int, ...]] = []
-    for run in runs:
+    for run, own_lanes in zip(runs, lanes, strict=True):
         own = []
-        for lane in lanes_of(run):
+        for lane in own_lanes:
             heap = free.setdefault(lane, [])
             if heap and (heap[0][0] <= run.start or (limit is not None and len(heap) >= limit)):
                 until, row = heapq.heappop(heap)

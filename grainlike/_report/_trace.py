@@ -61,9 +61,10 @@ def trace_events(model: RunModel) -> dict[str, Any]:
 
     events: list[dict[str, Any]] = []
     threads: dict[int, set[int]] = {}
-    rows = stack_rows(model.runs, lambda run: ((run.span, _tid(run)),))
-    for run, (row,) in zip(model.runs, rows, strict=True):
-        pid, tid = run.span + 1, _tid(run) + row * ROW_TID
+    lanes = [(run.span, _tid(run)) for run in model.runs]  # one lane a run: its first core
+    rows = stack_rows(model.runs, [(lane,) for lane in lanes])
+    for run, (_, first_tid), (row,) in zip(model.runs, lanes, rows, strict=True):
+        pid, tid = run.span + 1, first_tid + row * ROW_TID
         threads.setdefault(pid, set()).add(tid)
         args: dict[str, Any] = {
             "task_id": run.task_id,
@@ -94,8 +95,8 @@ def trace_events(model: RunModel) -> dict[str, Any]:
         label = f"{worker.id} ({worker.capacity})" if worker.capacity else worker.id
         metadata.append(_meta("process_name", pid, 0, name=label))
         metadata.append(_meta("process_sort_index", pid, 0, sort_index=pid))
-        lanes = {*worker.cores, *(GPU_TID + gpu for gpu in worker.gpus), *threads.get(pid, ())}
-        for tid in sorted(lanes):
+        known = {*worker.cores, *(GPU_TID + gpu for gpu in worker.gpus), *threads.get(pid, ())}
+        for tid in sorted(known):
             metadata.append(_meta("thread_name", pid, tid, name=_thread_name(tid)))
             metadata.append(_meta("thread_sort_index", pid, tid, sort_index=tid))
     started = datetime.datetime.fromtimestamp(model.start, datetime.UTC).isoformat()

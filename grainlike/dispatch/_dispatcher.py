@@ -513,9 +513,9 @@ class Dispatcher:
             return
         del state.running[task_id]
         grown = None
-        if type(result) is outcome.Error and isinstance(result.error, _LABEL_ERRORS):
-            # While it still holds what it exceeded.
-            grown = self._grow(task, Memory if type(result.error) is MemoryLimitError else Disk)
+        exceeded = _exceeded(result)
+        if exceeded is not None:
+            grown = self._grow(task, exceeded)  # while it still holds what it exceeded
         if not task.began and task.result is None and self.events.active:
             # Its start was not reported apart (and it was not cancelled meanwhile).
             self.events.publish(TaskStarted(task_id, worker_id, attempt))
@@ -539,14 +539,13 @@ class Dispatcher:
             self._end(task)
             return
         if grown is not None:
-            assert isinstance(result, outcome.Error)
-            kind: type[Size] = Memory if type(result.error) is MemoryLimitError else Disk
+            assert exceeded is not None
             self._grown[task.id] = task.request
             self._grown_requests.add(grown)
             task.request = grown
-            size = grown.get(kind)
+            size = grown.get(exceeded)
             assert size is not None
-            what = "memory" if kind is Memory else "disk"
+            what = "memory" if exceeded is Memory else "disk"
             self._requeue(
                 task, worker_id, f"over its {what} label: retried once with {format_gb(size.gb)}"
             )
@@ -560,7 +559,8 @@ class Dispatcher:
             self._requeue(task, worker_id, f"failed: {_describe(result.error)}")
             return
         grew = self._grown and task.id in self._grown
-        if grew and isinstance(result, outcome.Error) and type(result.error) in _LABEL_ERRORS:
+        if grew and exceeded is not None:
+            assert isinstance(result, outcome.Error)
             error = type(result.error)(f"{result.error} (after one retry with twice its label)")
             result = outcome.Error(error)
         self._end(task)
@@ -917,8 +917,13 @@ class Dispatcher:
         return sorted(self._workers, key=lambda w: w.order)
 
 
-#: What a worker stops a task of a learned group for: over its memory or its disk label.
-_LABEL_ERRORS = (MemoryLimitError, DiskLimitError)
+def _exceeded(result: outcome.Outcome[Any]) -> type[Size] | None:
+    """The kind whose label a worker stopped the task for exceeding, if it did."""
+    if type(result) is not outcome.Error:
+        return None
+    if type(result.error) is MemoryLimitError:
+        return Memory
+    return Disk if type(result.error) is DiskLimitError else None
 
 
 def _lost_too_often(task: Task, worker_id: str, reason: str, config: DispatcherConfig) -> str:

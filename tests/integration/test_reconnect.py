@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import attrs
 import pytest
 
 pytestmark = pytest.mark.slow
@@ -117,24 +118,36 @@ def dispatcher(
     )
 
 
+@attrs.frozen
+class Pair:
+    """A ``grainlike run`` dispatcher of ``SCRIPT`` and one ``grainlike worker`` of it."""
+
+    script: Path
+    port: int
+    dispatcher: subprocess.Popen[str]
+    worker: subprocess.Popen[str]
+
+
+def dispatcher_and_worker(
+    started: list[subprocess.Popen[str]], state: Path, mode: str, *worker_flags: str
+) -> Pair:
+    script = state / "script.py"
+    script.write_text(SCRIPT)
+    port = free_port()
+    first = dispatcher(started, script, port, mode, state)
+    worker = start(
+        started, "worker", f"127.0.0.1:{port}", "--resources", "cores:1,mem:1G", *worker_flags
+    )
+    return Pair(script, port, first, worker)
+
+
 def test_a_worker_survives_a_killed_dispatcher_and_serves_the_restarted_one(
     tmp_path: Path, processes: list[subprocess.Popen[str]]
 ) -> None:
-    script = tmp_path / "script.py"
-    script.write_text(SCRIPT)
-    port = free_port()
-    first = dispatcher(processes, script, port, "first", tmp_path)
-    worker = start(
-        processes,
-        "worker",
-        f"127.0.0.1:{port}",
-        "--name",
-        "survivor",
-        "--resources",
-        "cores:1,mem:1G",
-        "--reconnect-timeout",
-        "30",
+    pair = dispatcher_and_worker(
+        processes, tmp_path, "first", "--name", "survivor", "--reconnect-timeout", "30"
     )
+    script, port, first, worker = pair.script, pair.port, pair.dispatcher, pair.worker
     wait_for(lambda: (tmp_path / "holding").exists(), "the first dispatcher's long task")
     os.kill(first.pid, signal.SIGKILL)
     first_out, _ = first.communicate(timeout=10)
@@ -157,21 +170,10 @@ def test_a_worker_survives_a_killed_dispatcher_and_serves_the_restarted_one(
 def test_a_worker_whose_dispatcher_does_not_come_back_exits_with_one_line(
     tmp_path: Path, processes: list[subprocess.Popen[str]]
 ) -> None:
-    script = tmp_path / "script.py"
-    script.write_text(SCRIPT)
-    port = free_port()
-    first = dispatcher(processes, script, port, "first", tmp_path)
-    worker = start(
-        processes,
-        "worker",
-        f"127.0.0.1:{port}",
-        "--name",
-        "orphan",
-        "--resources",
-        "cores:1,mem:1G",
-        "--reconnect-timeout",
-        "3",
+    pair = dispatcher_and_worker(
+        processes, tmp_path, "first", "--name", "orphan", "--reconnect-timeout", "3"
     )
+    first, worker = pair.dispatcher, pair.worker
     wait_for(lambda: (tmp_path / "holding").exists(), "the dispatcher's long task")
     os.kill(first.pid, signal.SIGKILL)
     lost = time.monotonic()
@@ -189,19 +191,8 @@ def test_a_worker_whose_dispatcher_does_not_come_back_exits_with_one_line(
 def test_a_worker_in_a_thread_task_does_not_wait_for_it_to_notice_its_dispatcher_is_gone(
     tmp_path: Path, processes: list[subprocess.Popen[str]]
 ) -> None:
-    script = tmp_path / "script.py"
-    script.write_text(SCRIPT)
-    port = free_port()
-    first = dispatcher(processes, script, port, "thread", tmp_path)
-    worker = start(
-        processes,
-        "worker",
-        f"127.0.0.1:{port}",
-        "--resources",
-        "cores:1,mem:1G",
-        "--reconnect-timeout",
-        "3",
-    )
+    pair = dispatcher_and_worker(processes, tmp_path, "thread", "--reconnect-timeout", "3")
+    first, worker = pair.dispatcher, pair.worker
     wait_for(lambda: (tmp_path / "holding").exists(), "the dispatcher's thread task")
     os.kill(first.pid, signal.SIGKILL)
     lost = time.monotonic()
